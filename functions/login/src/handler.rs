@@ -1,0 +1,87 @@
+//! `POST /login` `{"email","password"}` → `200` with an access token and a new refresh-token
+//! family. Wrong password and unknown email get the same `401`, after the same work.
+
+use std::sync::Arc;
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use shared::config::ConfigError;
+use shared::domain::{Email, SubmittedPassword};
+use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
+use shared::keys::SigningKeys;
+use shared::password::{self, Verification};
+use shared::store::{NewSession, Store};
+use shared::tokens::{token_pair, AccessTokens, RefreshToken};
+use shared::{now_epoch, ApiError, Config};
+
+pub struct Deps {
+    pub store: Store,
+    pub tokens: AccessTokens,
+    pub cors_allowed_origin: Option<String>,
+}
+
+impl Deps {
+    pub fn new(
+        config: &Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
+        Ok(Self {
+            store: Store::new(dynamodb, &config.table_name),
+            tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
+            cors_allowed_origin: config.cors_allowed_origin.clone(),
+        })
+    }
+}
+
+pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
+    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
+    respond(&meta, login(&req, deps).await)
+}
+
+fn parse(req: &Request) -> Result<(Email, SubmittedPassword), ApiError> {
+    let mut fields = JsonFields::from_request(req, &["email", "password"])?;
+    let email = fields.parse("email", |raw| Email::parse(&raw));
+    let password = fields.parse("password", SubmittedPassword::parse);
+    fields.finish()?;
+    email.zip(password).ok_or_else(|| ApiError::Internal("a field parsed without error yet has no value".into()))
+}
+
+async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+    require_method(req, &Method::POST)?;
+    let (email, password) = parse(req)?;
+
+    let credentials = deps.store.credentials(&email).await?;
+    let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
+    let (credentials, rehashed) = match (password::verify(password, stored_hash).await?, credentials) {
+        (Verification::Match { rehashed }, Some(credentials)) => (credentials, rehashed),
+        _ => {
+            tracing::info!(event = "login", outcome = "failure", "login refused: bad credentials");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+
+    // Sign first: if the key cannot be had, nothing has been written yet.
+    let now = now_epoch();
+    let access_token = deps.tokens.issue(&credentials.user_id, now).await?;
+    let refresh = RefreshToken::generate()?;
+    let expires_at = now + deps.tokens.settings().refresh_ttl.as_secs() as i64;
+    deps.store
+        .create_session(NewSession {
+            family_id: &refresh.family_id(),
+            user_id: &credentials.user_id,
+            token_hash: &refresh.hash(),
+            now,
+            expires_at,
+        })
+        .await?;
+    if let Some(new_hash) = rehashed {
+        // Best effort: the login already succeeded, and the next one will try again.
+        if let Err(error) = deps.store.upgrade_password_hash(&email, &credentials.password_hash, &new_hash).await {
+            tracing::warn!(error = %shared::error::Chain(&error), user_id = %credentials.user_id, "password hash upgrade failed");
+        }
+    }
+    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, "user logged in");
+    json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &refresh, expires_at, now))
+}

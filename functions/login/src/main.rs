@@ -1,0 +1,21 @@
+//! Wiring only; the logic is in `handler.rs`.
+
+use std::sync::Arc;
+
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = shared::Config::from_env()?;
+    let aws = shared::aws::sdk_config().await;
+    let deps = login::Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws))?;
+    // Read the signing key during init; a failure here is retried by the first request.
+    deps.tokens.keys().prefetch().await;
+    let deps = Arc::new(deps);
+    run(service_fn(move |req| {
+        let deps = deps.clone();
+        async move { Ok::<_, std::convert::Infallible>(login::handle(req, &deps).await) }
+    }))
+    .await
+}

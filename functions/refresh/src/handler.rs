@@ -1,0 +1,73 @@
+//! `POST /refresh` `{"refresh_token"}` → `200` with a new access token and the family's next
+//! refresh token. Each refresh token works once; presenting a used one revokes its family.
+
+use std::sync::Arc;
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use shared::config::ConfigError;
+use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
+use shared::keys::SigningKeys;
+use shared::store::{Rotation, Store};
+use shared::tokens::{token_pair, AccessTokens, RefreshToken};
+use shared::{now_epoch, ApiError, Config};
+
+pub struct Deps {
+    pub store: Store,
+    pub tokens: AccessTokens,
+    pub cors_allowed_origin: Option<String>,
+}
+
+impl Deps {
+    pub fn new(
+        config: &Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
+        Ok(Self {
+            store: Store::new(dynamodb, &config.table_name),
+            tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
+            cors_allowed_origin: config.cors_allowed_origin.clone(),
+        })
+    }
+}
+
+pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
+    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
+    respond(&meta, refresh(&req, deps).await)
+}
+
+async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+    require_method(req, &Method::POST)?;
+    let mut fields = JsonFields::from_request(req, &["refresh_token"])?;
+    let presented = fields.string("refresh_token");
+    fields.finish()?;
+    let presented = presented
+        .as_deref()
+        .and_then(RefreshToken::parse)
+        .ok_or(ApiError::InvalidRefreshToken("malformed"))?;
+
+    // Make sure a token can be signed before the presented one is spent: a rotation followed by
+    // a failed signature would leave the client holding a used token.
+    deps.tokens.keys().current().await?;
+
+    let now = now_epoch();
+    let next = presented.rotate()?;
+    let family_id = presented.family_id();
+    match deps.store.rotate_session(&family_id, &presented.hash(), &next.hash(), now).await? {
+        Rotation::Rotated { user_id, expires_at } => {
+            let access_token = deps.tokens.issue(&user_id, now).await?;
+            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, "tokens refreshed");
+            json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &next, expires_at, now))
+        }
+        Rotation::Reused => {
+            deps.store.revoke_session(&family_id, now).await?;
+            tracing::warn!(event = "refresh", outcome = "reuse_detected", "used refresh token presented; family revoked");
+            Err(ApiError::InvalidRefreshToken("reused"))
+        }
+        Rotation::Unknown => Err(ApiError::InvalidRefreshToken("unknown")),
+        Rotation::Expired => Err(ApiError::InvalidRefreshToken("expired")),
+        Rotation::Revoked => Err(ApiError::InvalidRefreshToken("revoked")),
+    }
+}

@@ -1,0 +1,137 @@
+//! Typed configuration read once from environment variables at cold start.
+//!
+//! A missing required variable or an unparsable value fails fast, naming the variable, so a
+//! misconfigured deployment shows the cause in its first init log line.
+
+use std::time::Duration;
+
+use crate::domain::PasswordPolicy;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} has an invalid value: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// What the token code needs: who issues tokens, for whom, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table_name: String,
+    signing_key_secret_id: Option<String>,
+    pub tokens: TokenSettings,
+    pub password_policy: PasswordPolicy,
+    pub key_cache_ttl: Duration,
+    /// `*` or one exact origin, echoed in `Access-Control-Allow-Origin`.
+    pub cors_allowed_origin: Option<String>,
+}
+
+pub const DEFAULT_ISSUER: &str = "serverless-auth";
+pub const DEFAULT_AUDIENCE: &str = "serverless-auth";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(raw) => {
+                    let value: u64 = raw.parse().map_err(|_| ConfigError::Invalid {
+                        name,
+                        reason: format!("expected a whole number, got {raw:?}"),
+                    })?;
+                    if (min..=max).contains(&value) {
+                        Ok(value)
+                    } else {
+                        Err(ConfigError::Invalid { name, reason: format!("must be between {min} and {max}, got {value}") })
+                    }
+                }
+            }
+        };
+
+        let min_length = number("PASSWORD_MIN_LENGTH", 15, 8, 64)?;
+        Ok(Self {
+            table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+            signing_key_secret_id: get("SIGNING_KEY_SECRET_ID"),
+            tokens: TokenSettings {
+                issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+                audience: get("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+                access_ttl: Duration::from_secs(number("ACCESS_TOKEN_TTL_SECONDS", 900, 60, 3600)?),
+                refresh_ttl: Duration::from_secs(number("REFRESH_TOKEN_TTL_SECONDS", 604_800, 60, 2_592_000)?),
+            },
+            password_policy: PasswordPolicy::new(min_length as usize),
+            key_cache_ttl: Duration::from_secs(number("KEY_CACHE_TTL_SECONDS", 300, 0, 3600)?),
+            cors_allowed_origin: get("CORS_ALLOWED_ORIGIN"),
+        })
+    }
+
+    /// The signing-key secret is only needed by the functions that issue or verify tokens.
+    pub fn signing_key_secret_id(&self) -> Result<&str, ConfigError> {
+        self.signing_key_secret_id.as_deref().ok_or(ConfigError::Missing("SIGNING_KEY_SECRET_ID"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn given_only_the_table_when_loading_then_documented_defaults_apply() {
+        let config = config(&[("TABLE_NAME", "auth")]).unwrap();
+        assert_eq!(config.table_name, "auth");
+        assert_eq!(config.tokens.access_ttl, Duration::from_secs(900));
+        assert_eq!(config.tokens.refresh_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.password_policy.min_length(), 15);
+        assert_eq!(config.key_cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.signing_key_secret_id(), Err(ConfigError::Missing("SIGNING_KEY_SECRET_ID")));
+    }
+
+    #[test]
+    fn given_no_table_when_loading_then_the_error_names_the_variable() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("TABLE_NAME"));
+        assert!(err.to_string().contains("TABLE_NAME"));
+    }
+
+    #[test]
+    fn given_out_of_range_or_garbage_numbers_when_loading_then_the_error_names_the_variable() {
+        let err = config(&[("TABLE_NAME", "t"), ("PASSWORD_MIN_LENGTH", "7")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "PASSWORD_MIN_LENGTH", .. }));
+        let err = config(&[("TABLE_NAME", "t"), ("ACCESS_TOKEN_TTL_SECONDS", "soon")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "ACCESS_TOKEN_TTL_SECONDS", .. }));
+    }
+
+    #[test]
+    fn given_overrides_when_loading_then_they_are_used() {
+        let config = config(&[
+            ("TABLE_NAME", "t"),
+            ("SIGNING_KEY_SECRET_ID", "key"),
+            ("PASSWORD_MIN_LENGTH", "8"),
+            ("TOKEN_ISSUER", "https://auth.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(config.password_policy.min_length(), 8);
+        assert_eq!(config.tokens.issuer, "https://auth.example.com");
+        assert_eq!(config.signing_key_secret_id(), Ok("key"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Everything the four auth functions share: parsed domain values, the one error type and its
+//! problem+json mapping, password hashing, tokens, the DynamoDB store, the signing-key cache,
+//! typed configuration, AWS client set-up and telemetry.
+//!
+//! Each function binary only wires these together; the handlers take them as arguments so that
+//! tests can call a handler with a request built from an `events/*.json` fixture.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::Config;
+pub use error::{ApiError, DependencyError};
+
+/// Seconds since the Unix epoch. Token lifetimes and DynamoDB TTL attributes use this unit.
+pub fn now_epoch() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

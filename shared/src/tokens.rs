@@ -1,0 +1,295 @@
+//! Access tokens (short-lived JWTs) and refresh tokens (opaque, single-use, rotated).
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::TokenSettings;
+use crate::error::ApiError;
+use crate::keys::SigningKeys;
+
+/// The JOSE `typ` of access tokens (RFC 9068), which keeps other JWTs from passing as one.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Tolerated clock skew for `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECONDS: u64 = 30;
+const ALGORITHM: Algorithm = Algorithm::HS256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// What `/login` and `/refresh` answer.
+#[derive(Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+/// Issues and verifies access tokens with the keys from Secrets Manager.
+pub struct AccessTokens {
+    keys: Arc<SigningKeys>,
+    settings: TokenSettings,
+}
+
+impl AccessTokens {
+    pub fn new(keys: Arc<SigningKeys>, settings: TokenSettings) -> Self {
+        Self { keys, settings }
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// A signed access token for `user_id`, valid for the configured lifetime from `now`.
+    pub async fn issue(&self, user_id: &str, now: i64) -> Result<String, ApiError> {
+        let key = self.keys.current().await?;
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: user_id.to_owned(),
+            iat: now,
+            exp: now + self.settings.access_ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(ALGORITHM);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    /// Verifies signature, algorithm, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf` and `iat`, all of
+    /// `exp`, `iss`, `aud` and `sub` being required, and returns the claims.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::InvalidAccessToken("token too long"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken("malformed header"))?;
+        if header.alg != ALGORITHM {
+            return Err(ApiError::InvalidAccessToken("unexpected algorithm"));
+        }
+        if header.typ.as_deref().is_none_or(|typ| !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
+            return Err(ApiError::InvalidAccessToken("not an access token"));
+        }
+        let kid = header.kid.ok_or(ApiError::InvalidAccessToken("no kid"))?;
+        let key = self.keys.for_kid(&kid).await?.ok_or(ApiError::InvalidAccessToken("unknown kid"))?;
+
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        // Without this, a token lacking `aud` or `iss` would pass the checks above.
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .map_err(|e| ApiError::InvalidAccessToken(reason(&e)))?
+            .claims;
+        if claims.iat > now + LEEWAY_SECONDS as i64 {
+            return Err(ApiError::InvalidAccessToken("issued in the future"));
+        }
+        if claims.sub.is_empty() {
+            return Err(ApiError::InvalidAccessToken("empty subject"));
+        }
+        Ok(claims)
+    }
+}
+
+fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not yet valid",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::MissingRequiredClaim(_) => "missing claim",
+        ErrorKind::InvalidAlgorithm => "unexpected algorithm",
+        _ => "malformed",
+    }
+}
+
+/// A refresh token: 16 bytes naming its family (the login session it belongs to) followed by
+/// 32 random bytes (256 bits of secret), base64url-encoded. It is opaque to clients; the store
+/// keeps only its SHA-256, keyed by family, so one conditional write can rotate it.
+pub struct RefreshToken {
+    family: [u8; 16],
+    secret: [u8; 32],
+}
+
+const REFRESH_TOKEN_BYTES: usize = 48;
+
+impl RefreshToken {
+    /// A token that starts a new family.
+    pub fn generate() -> Result<Self, ApiError> {
+        let mut family = [0u8; 16];
+        getrandom::getrandom(&mut family).map_err(|e| ApiError::Internal(e.into()))?;
+        Self::next_in(family)
+    }
+
+    /// The token that replaces this one in its family.
+    pub fn rotate(&self) -> Result<Self, ApiError> {
+        Self::next_in(self.family)
+    }
+
+    fn next_in(family: [u8; 16]) -> Result<Self, ApiError> {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self { family, secret })
+    }
+
+    /// Parses a presented token; anything that is not exactly 48 base64url bytes is `None`.
+    pub fn parse(presented: &str) -> Option<Self> {
+        if presented.len() != 64 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(presented).ok()?;
+        let bytes: [u8; REFRESH_TOKEN_BYTES] = bytes.try_into().ok()?;
+        let (family, secret) = bytes.split_at(16);
+        Some(Self { family: family.try_into().ok()?, secret: secret.try_into().ok()? })
+    }
+
+    /// The family id, as stored in the session item's key.
+    pub fn family_id(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.family)
+    }
+
+    /// The stored form: SHA-256 of the whole token. A fast hash is enough for 256 random bits.
+    pub fn hash(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(self.family);
+        digest.update(self.secret);
+        URL_SAFE_NO_PAD.encode(digest.finalize())
+    }
+
+    /// The string handed to the client.
+    pub fn expose(&self) -> SecretString {
+        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+        bytes[..16].copy_from_slice(&self.family);
+        bytes[16..].copy_from_slice(&self.secret);
+        SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+/// Builds the `/login` and `/refresh` response body.
+pub fn token_pair(access_token: String, settings: &TokenSettings, refresh: &RefreshToken, refresh_expires_at: i64, now: i64) -> TokenPair {
+    TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in: settings.access_ttl.as_secs(),
+        refresh_token: refresh.expose().expose_secret().to_owned(),
+        refresh_expires_in: (refresh_expires_at - now).max(0) as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use std::time::Duration;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "https://issuer.test".into(),
+            audience: "clients".into(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(604_800),
+        }
+    }
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(Arc::new(SigningKeys::fixed(SigningKey::new("v2", SECRET).unwrap(), None)), settings())
+    }
+
+    fn forge(header: &Header, claims: &serde_json::Value, secret: &[u8]) -> String {
+        jsonwebtoken::encode(header, claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn header() -> Header {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some("v2".into());
+        header
+    }
+
+    fn claims(now: i64) -> serde_json::Value {
+        serde_json::json!({"iss": "https://issuer.test", "aud": "clients", "sub": "user-1", "iat": now, "exp": now + 60, "jti": "j"})
+    }
+
+    #[tokio::test]
+    async fn given_an_issued_token_when_verifying_then_claims_round_trip() {
+        let now = crate::now_epoch();
+        let token = tokens().issue("user-1", now).await.unwrap();
+        let claims = tokens().verify(&token, now).await.unwrap();
+        assert_eq!((claims.sub.as_str(), claims.exp - claims.iat), ("user-1", 900));
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!((header.typ.as_deref(), header.kid.as_deref()), (Some("at+jwt"), Some("v2")));
+    }
+
+    #[tokio::test]
+    async fn given_tampered_or_incomplete_tokens_when_verifying_then_each_is_invalid() {
+        let now = crate::now_epoch();
+        let mut cases = Vec::new();
+        for missing in ["iss", "aud", "sub", "exp"] {
+            let mut c = claims(now);
+            c.as_object_mut().unwrap().remove(missing);
+            cases.push((format!("missing {missing}"), forge(&header(), &c, SECRET)));
+        }
+        let mut wrong_typ = header();
+        wrong_typ.typ = Some("JWT".into());
+        cases.push(("typ JWT".into(), forge(&wrong_typ, &claims(now), SECRET)));
+        let mut unknown_kid = header();
+        unknown_kid.kid = Some("v1".into());
+        cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), SECRET)));
+        cases.push(("other key".into(), forge(&header(), &claims(now), b"another-key-another-key-another-key!!")));
+        let mut expired = claims(now - 3600);
+        expired["iat"] = (now - 3600).into();
+        cases.push(("expired".into(), forge(&header(), &expired, SECRET)));
+        let mut future = claims(now);
+        future["iat"] = (now + 600).into();
+        cases.push(("iat in future".into(), forge(&header(), &future, SECRET)));
+        let mut wrong_aud = claims(now);
+        wrong_aud["aud"] = "someone-else".into();
+        cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, SECRET)));
+        cases.push(("garbage".into(), "not.a.jwt".into()));
+        cases.push(("huge".into(), "a".repeat(MAX_TOKEN_BYTES + 1)));
+        for (name, token) in cases {
+            let result = tokens().verify(&token, now).await;
+            assert!(matches!(result, Err(ApiError::InvalidAccessToken(_))), "{name}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn given_a_refresh_token_when_encoded_and_parsed_then_it_round_trips() {
+        let token = RefreshToken::generate().unwrap();
+        let text = token.expose();
+        let parsed = RefreshToken::parse(text.expose_secret()).unwrap();
+        assert_eq!(parsed.hash(), token.hash());
+        assert_eq!(parsed.family_id(), token.family_id());
+        let next = token.rotate().unwrap();
+        assert_eq!(next.family_id(), token.family_id());
+        assert_ne!(next.hash(), token.hash());
+        assert!(RefreshToken::parse("short").is_none());
+        assert!(RefreshToken::parse(&"*".repeat(64)).is_none());
+    }
+}
