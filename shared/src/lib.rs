@@ -15,6 +15,8 @@ pub mod password;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use config::Config;
 pub use error::{ApiError, DependencyError};

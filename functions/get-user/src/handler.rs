@@ -71,3 +71,49 @@ async fn get_user(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
     let user = deps.store.user(&claims.sub).await?.ok_or(ApiError::InvalidAccessToken("user no longer exists"))?;
     json_response(http::StatusCode::OK, &user)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{assert_problem, event, event_json, fill, fixed_tokens, request_from, unreachable_aws};
+
+    const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
+
+    fn deps() -> Deps {
+        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+    }
+
+    async fn token() -> String {
+        fixed_tokens().issue(USER, now_epoch()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_no_token_when_reading_then_401_with_a_bare_bearer_challenge() {
+        let (headers, _) = assert_problem(handle(event("get-user.no-token.json"), &deps()).await, 401);
+        assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+
+    #[tokio::test]
+    async fn given_an_unsigned_token_when_reading_then_401_invalid_token() {
+        let (headers, _) = assert_problem(handle(event("get-user.bad-token.json"), &deps()).await, 401);
+        assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    }
+
+    #[tokio::test]
+    async fn given_another_users_id_when_reading_then_403() {
+        let event = fill(&event_json("get-user.other-user.json"), &[("access_token", &token().await)]);
+        assert_problem(handle(request_from(&event), &deps()).await, 403);
+    }
+
+    #[tokio::test]
+    async fn given_an_id_that_is_not_an_id_when_reading_then_404() {
+        let event = fill(&event_json("get-user.json"), &[("access_token", &token().await), ("user_id", "../../etc")]);
+        assert_problem(handle(request_from(&event), &deps()).await, 404);
+    }
+
+    #[tokio::test]
+    async fn given_a_valid_token_and_the_store_down_when_reading_me_then_503() {
+        let event = fill(&event_json("get-user.me.json"), &[("access_token", &token().await)]);
+        assert_problem(handle(request_from(&event), &deps()).await, 503);
+    }
+}

@@ -85,3 +85,37 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, "user logged in");
     json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &refresh, expires_at, now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{assert_problem, error_fields, event, event_json, fixed_tokens, request_from, unreachable_aws};
+
+    fn deps() -> Deps {
+        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+    }
+
+    #[tokio::test]
+    async fn given_a_missing_password_when_logging_in_then_422() {
+        let (_, problem) = assert_problem(handle(event("login.invalid.json"), &deps()).await, 422);
+        assert_eq!(error_fields(&problem), ["password"]);
+    }
+
+    #[tokio::test]
+    async fn given_malformed_json_when_logging_in_then_400() {
+        assert_problem(handle(event("login.malformed.json"), &deps()).await, 400);
+    }
+
+    #[tokio::test]
+    async fn given_an_invalid_email_when_logging_in_then_422_not_401() {
+        let mut event = event_json("login.json");
+        event["body"] = r#"{"email":"nope","password":"whatever it is"}"#.into();
+        let (_, problem) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        assert_eq!(error_fields(&problem), ["email"]);
+    }
+
+    #[tokio::test]
+    async fn given_the_store_is_down_when_logging_in_then_503() {
+        assert_problem(handle(event("login.json"), &deps()).await, 503);
+    }
+}

@@ -71,3 +71,30 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
         Rotation::Revoked => Err(ApiError::InvalidRefreshToken("revoked")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{assert_problem, error_fields, event, fixed_tokens, unreachable_aws};
+
+    fn deps() -> Deps {
+        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+    }
+
+    #[tokio::test]
+    async fn given_the_wrong_field_when_refreshing_then_422() {
+        let (_, problem) = assert_problem(handle(event("refresh.invalid.json"), &deps()).await, 422);
+        assert_eq!(error_fields(&problem), ["token", "refresh_token"]);
+    }
+
+    #[tokio::test]
+    async fn given_a_token_that_is_not_ours_when_refreshing_then_401_without_a_store_call() {
+        // `refresh.json` holds a `{{refresh_token}}` placeholder, which no store would accept.
+        assert_problem(handle(event("refresh.json"), &deps()).await, 401);
+    }
+
+    #[tokio::test]
+    async fn given_a_well_formed_token_and_the_store_down_when_refreshing_then_503() {
+        assert_problem(handle(event("refresh.unknown-token.json"), &deps()).await, 503);
+    }
+}

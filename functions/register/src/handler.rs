@@ -75,3 +75,65 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{assert_problem, error_fields, event, event_json, request_from, unreachable_aws};
+
+    fn deps() -> Deps {
+        let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "offline".to_owned())).unwrap();
+        Deps::new(&config, shared::aws::dynamodb(&unreachable_aws()))
+    }
+
+    #[tokio::test]
+    async fn given_invalid_fields_when_registering_then_422_names_each_field() {
+        for (fixture, field) in [
+            ("register.invalid-email.json", "email"),
+            ("register.weak-password.json", "password"),
+            ("register.invalid-name.json", "name"),
+            ("register.unknown-field.json", "admin"),
+        ] {
+            let (_, problem) = assert_problem(handle(event(fixture), &deps()).await, 422);
+            assert_eq!(error_fields(&problem), [field], "{fixture}");
+        }
+    }
+
+    #[tokio::test]
+    async fn given_unreadable_bodies_when_registering_then_400_415_413() {
+        for (fixture, status) in [("register.malformed.json", 400), ("register.not-json.json", 415), ("register.too-large.json", 413)] {
+            assert_problem(handle(event(fixture), &deps()).await, status);
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_fixture_when_answering_then_the_request_id_is_echoed() {
+        let event = event_json("register.invalid-email.json");
+        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        assert_eq!(headers["x-request-id"], event["requestContext"]["requestId"].as_str().unwrap());
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+
+    #[tokio::test]
+    async fn given_the_wrong_method_when_registering_then_405_with_allow() {
+        let mut event = event_json("register.json");
+        event["httpMethod"] = "GET".into();
+        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 405);
+        assert_eq!(headers["allow"], "POST");
+    }
+
+    #[tokio::test]
+    async fn given_all_fields_missing_when_registering_then_every_field_is_listed() {
+        let mut event = event_json("register.json");
+        event["body"] = "{}".into();
+        let (_, problem) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        assert_eq!(error_fields(&problem), ["email", "name", "password"]);
+    }
+
+    #[tokio::test]
+    async fn given_the_store_is_down_when_registering_then_503_with_retry_after() {
+        let (headers, problem) = assert_problem(handle(event("register.json"), &deps()).await, 503);
+        assert_eq!(headers["retry-after"], "2");
+        assert!(!problem.to_string().contains("127.0.0.1"), "{problem}");
+    }
+}
