@@ -1,0 +1,188 @@
+//! The integration tests' stack: real DynamoDB Local and moto (Secrets Manager) reached over
+//! HTTP on 127.0.0.1, a fresh table and secret per test, both created from `template.yaml`, and
+//! the four handlers wired exactly as their `main.rs` wires them.
+//!
+//! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`, set by
+//! `make test` (which starts the emulators), defaulting to 127.0.0.1:8000 and :5000.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use lambda_http::{Body, Response};
+use serde_json::Value;
+use shared::keys::SigningKeys;
+use shared::store::Store;
+use shared::testing::{fill, request_from};
+use shared::tokens::AccessTokens;
+use shared::Config;
+
+pub use shared::testing::{assert_problem, error_fields, event_json, parts};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn endpoint(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// SDK config for the emulators: static dummy credentials, no credential-chain look-ups.
+pub fn sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "tests")))
+        .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build())
+        .build()
+}
+
+pub fn dynamodb_at(endpoint_url: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config()).endpoint_url(endpoint_url).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+pub fn dynamodb() -> aws_sdk_dynamodb::Client {
+    dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"))
+}
+
+pub fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    let url = endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5000");
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk_config()).endpoint_url(url).build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+pub fn template() -> localdev::Template {
+    localdev::Template::load(repo_root().join("template.yaml")).expect("template.yaml parses")
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One test's isolated stack.
+pub struct Stack {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub table: String,
+    pub secret_id: String,
+    pub config: Config,
+    pub register: register::Deps,
+    pub login: login::Deps,
+    pub refresh: refresh::Deps,
+    pub get_user: get_user::Deps,
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// A stack whose functions see these extra environment variables (as the template would set them).
+    pub async fn with_env(vars: &[(&str, &str)]) -> Self {
+        let dynamodb = dynamodb();
+        let secrets = secrets_manager();
+        let table = unique("auth-test");
+        let secret_id = unique("signing-key");
+        let template = template();
+        template.create_table(&dynamodb, &table).await.unwrap_or_else(|e| {
+            panic!("creating table {table} on DynamoDB Local failed ({e}); run the suite with `make test`, which starts the emulators")
+        });
+        let spec = template.secret_spec().expect("template declares the signing-key secret");
+        spec.ensure(&secrets, &secret_id).await.unwrap_or_else(|e| panic!("creating secret on moto failed ({e}); run `make test`"));
+
+        let mut env: Vec<(String, String)> = vec![("TABLE_NAME".into(), table.clone()), ("SIGNING_KEY_SECRET_ID".into(), secret_id.clone())];
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())).expect("valid test config");
+
+        let tokens = || {
+            let keys = SigningKeys::from_secrets_manager(secrets.clone(), &secret_id, config.key_cache_ttl);
+            AccessTokens::new(Arc::new(keys), config.tokens.clone())
+        };
+        let store = Store::new(dynamodb.clone(), &table);
+        let cors = config.cors_allowed_origin.clone();
+        Self {
+            register: register::Deps { store: store.clone(), policy: config.password_policy, cors_allowed_origin: cors.clone() },
+            login: login::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
+            refresh: refresh::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
+            get_user: get_user::Deps { store, tokens: tokens(), cors_allowed_origin: cors },
+            dynamodb,
+            secrets,
+            table,
+            secret_id,
+            config,
+        }
+    }
+
+    /// Sends an API Gateway event to the function that serves its route.
+    pub async fn send(&self, event: &Value) -> Response<Body> {
+        let request = request_from(event);
+        match event["resource"].as_str() {
+            Some("/register") => register::handle(request, &self.register).await,
+            Some("/login") => login::handle(request, &self.login).await,
+            Some("/refresh") => refresh::handle(request, &self.refresh).await,
+            Some("/users/{id}") => get_user::handle(request, &self.get_user).await,
+            other => panic!("no function serves {other:?}"),
+        }
+    }
+
+    /// POSTs `body` to a route, using that route's success fixture as the envelope.
+    pub async fn post(&self, route: &str, body: &Value) -> Response<Body> {
+        let mut event = event_json(&format!("{route}.json"));
+        event["body"] = body.to_string().into();
+        self.send(&event).await
+    }
+
+    /// `GET /users/{id}` with this bearer token (none when `None`).
+    pub async fn get_user(&self, id: &str, token: Option<&str>) -> Response<Body> {
+        let mut event = fill(&event_json("get-user.json"), &[("user_id", id)]);
+        event["pathParameters"]["id"] = id.into();
+        match token {
+            Some(token) => {
+                let value = format!("Bearer {token}");
+                event["headers"]["Authorization"] = value.clone().into();
+                event["multiValueHeaders"]["Authorization"] = serde_json::json!([value]);
+            }
+            None => {
+                event["headers"].as_object_mut().unwrap().remove("Authorization");
+                event["multiValueHeaders"].as_object_mut().unwrap().remove("Authorization");
+            }
+        }
+        self.send(&event).await
+    }
+
+    /// Registers a user; returns the `201` body.
+    pub async fn register_user(&self, email: &str, password: &str, name: &str) -> Value {
+        let (status, _, body) = parts(self.post("register", &serde_json::json!({"email": email, "password": password, "name": name})).await);
+        assert_eq!(status, 201, "registration failed: {body}");
+        body
+    }
+
+    /// Logs in; returns the `200` body.
+    pub async fn login_user(&self, email: &str, password: &str) -> Value {
+        let (status, _, body) = parts(self.post("login", &serde_json::json!({"email": email, "password": password})).await);
+        assert_eq!(status, 200, "login failed: {body}");
+        body
+    }
+
+    pub async fn refresh_with(&self, refresh_token: &str) -> Response<Body> {
+        self.post("refresh", &serde_json::json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Every item in the table (tests use small tables).
+    pub async fn items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let output = self.dynamodb.scan().table_name(&self.table).consistent_read(true).send().await.expect("scan");
+        output.items.unwrap_or_default()
+    }
+
+    /// The `pk`s in the table, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.items().await.iter().filter_map(|item| item.get("pk")?.as_s().ok().cloned()).collect();
+        keys.sort();
+        keys
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
