@@ -1,0 +1,163 @@
+//! Refresh-token rotation and reuse detection, signing-key rotation and the registration race.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use tests::{assert_problem, parts, Stack, PASSWORD};
+
+async fn session_item(stack: &Stack) -> std::collections::HashMap<String, AttributeValue> {
+    let items = stack.items().await;
+    let sessions: Vec<_> = items.into_iter().filter(|i| i["pk"].as_s().unwrap().starts_with("SESSION#")).collect();
+    assert_eq!(sessions.len(), 1, "one login, one family");
+    sessions.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn given_a_chain_of_refreshes_when_each_is_used_once_then_all_succeed_within_one_family() {
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let mut refresh = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let family_expiry = session_item(&stack).await["expires_at"].clone();
+    for _ in 0..5 {
+        let (status, _, body) = parts(stack.refresh_with(&refresh).await);
+        assert_eq!(status, 200, "{body}");
+        refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let session = session_item(&stack).await;
+    assert_eq!(session["generation"].as_n().unwrap(), "5");
+    // Absolute lifetime: rotation never extends the family.
+    assert_eq!(session["expires_at"], family_expiry);
+}
+
+#[tokio::test]
+async fn given_a_used_refresh_token_when_replayed_then_the_family_is_revoked_but_other_sessions_live() {
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let stolen = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let other_device = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, _, legit) = parts(stack.refresh_with(&stolen).await);
+    assert_eq!(status, 200);
+    // The attacker replays the stolen (now used) token: refused, and the family is revoked...
+    assert_problem(stack.refresh_with(&stolen).await, 401);
+    // ...so the token the legitimate client holds stops working too.
+    assert_problem(stack.refresh_with(legit["refresh_token"].as_str().unwrap()).await, 401);
+    let revoked = stack.items().await.into_iter().filter(|i| i.contains_key("revoked_at")).count();
+    assert_eq!(revoked, 1);
+    // Another login's family is untouched.
+    assert_eq!(parts(stack.refresh_with(&other_device).await).0, 200);
+}
+
+#[tokio::test]
+async fn given_concurrent_refreshes_of_one_token_when_racing_then_exactly_one_pair_is_issued() {
+    let stack = Arc::new(Stack::new().await);
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let refresh = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (stack, refresh) = (stack.clone(), refresh.clone());
+            tokio::spawn(async move { parts(stack.refresh_with(&refresh).await).0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 49, "{statuses:?}");
+    assert_eq!(session_item(&stack).await["generation"].as_n().unwrap(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_50_concurrent_registrations_of_one_email_then_exactly_one_201_and_49_409() {
+    let stack = Arc::new(Stack::new().await);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let stack = stack.clone();
+            tokio::spawn(async move {
+                let body = json!({"email": "race@example.com", "password": PASSWORD, "name": format!("Racer {i}")});
+                parts(stack.post("register", &body).await).0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
+    let keys = stack.keys().await;
+    assert_eq!(keys.iter().filter(|k| k.starts_with("USER#")).count(), 1, "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.starts_with("EMAIL#")).count(), 1, "{keys:?}");
+}
+
+/// Puts a new version of the signing-key secret, as a rotation would.
+async fn rotate_key(stack: &Stack) -> String {
+    let value: String = (0..64).map(|i| char::from(b'a' + (i * 7 + shared::now_epoch() as usize) as u8 % 26)).collect();
+    let output = stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(value).send().await.unwrap();
+    output.version_id().unwrap().to_owned()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+async fn given_a_rotated_signing_key_then_old_tokens_verify_new_ones_use_the_new_kid_and_twice_rotated_fail() {
+    // A zero cache TTL makes every call see the latest secret versions at once.
+    let stack = Stack::with_env(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let before = stack.login_user("ada@example.com", PASSWORD).await;
+    let old_token = before["access_token"].as_str().unwrap().to_owned();
+
+    let new_version = rotate_key(&stack).await;
+    assert_eq!(parts(stack.get_user("me", Some(&old_token)).await).0, 200, "AWSPREVIOUS still verifies");
+    let after = stack.login_user("ada@example.com", PASSWORD).await;
+    let new_token = after["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid(&new_token), new_version);
+    assert_ne!(kid(&new_token), kid(&old_token));
+    assert_eq!(parts(stack.get_user("me", Some(&new_token)).await).0, 200);
+    // Refresh tokens survive a key rotation: they are not signed.
+    assert_eq!(parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).0, 200);
+
+    rotate_key(&stack).await;
+    let (headers, _) = assert_problem(stack.get_user("me", Some(&old_token)).await, 401);
+    assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert_eq!(parts(stack.get_user("me", Some(&new_token)).await).0, 200, "now AWSPREVIOUS");
+}
+
+#[tokio::test]
+async fn given_a_user_deleted_after_login_when_reading_then_401() {
+    let stack = Stack::new().await;
+    let ada = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let access = stack.login_user("ada@example.com", PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let key = format!("USER#{}", ada["id"].as_str().unwrap());
+    stack.dynamodb.delete_item().table_name(&stack.table).key("pk", AttributeValue::S(key)).send().await.unwrap();
+    assert_problem(stack.get_user("me", Some(&access)).await, 401);
+}
+
+#[tokio::test]
+async fn given_a_hash_with_weaker_parameters_when_logging_in_then_it_is_upgraded() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(4096, 1, 1, None).unwrap())
+        .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    let key = AttributeValue::S("EMAIL#ada@example.com".into());
+    let set_hash = stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", key.clone())
+        .update_expression("SET password_hash = :h")
+        .expression_attribute_values(":h", AttributeValue::S(weak));
+    set_hash.send().await.unwrap();
+
+    stack.login_user("ada@example.com", PASSWORD).await;
+    let item = stack.dynamodb.get_item().table_name(&stack.table).key("pk", key).send().await.unwrap().item.unwrap();
+    assert!(item["password_hash"].as_s().unwrap().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    stack.login_user("ada@example.com", PASSWORD).await;
+}
