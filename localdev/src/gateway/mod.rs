@@ -1,0 +1,368 @@
+//! A local REST API Gateway emulator for the template's API, in front of `cargo lambda watch`.
+//!
+//! Per request, in API Gateway's order: body size (10 MB) → route (method + path, else
+//! `MISSING_AUTHENTICATION_TOKEN`; `OPTIONS` on a known path answers the CORS mock) → API key
+//! (`x-api-key`, else `INVALID_API_KEY`) → method throttle from `MethodSettings` → usage-plan
+//! throttle and quota per key (`THROTTLED` / `QUOTA_EXCEEDED`) → Lambda proxy integration
+//! (`DEFAULT_5XX` as 502 when the function fails or answers something that is not a proxy
+//! response; `INTEGRATION_TIMEOUT` as 504 after the integration timeout).
+
+pub mod event;
+mod invoke;
+pub mod proxy;
+pub mod responses;
+pub mod router;
+pub mod throttle;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::api::{Api, Cors};
+use crate::error::Result;
+use crate::template::Template;
+use event::{build_event, RequestInfo};
+use invoke::{InvokeError, Invoker};
+use responses::{render, ResponseType};
+use router::{RouteMatch, Router};
+use throttle::{Limiter, Refusal};
+
+/// API Gateway's maximum request payload (10 MB).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// How the emulator reaches the functions and which API keys it accepts.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Lambda Invoke API endpoint, e.g. `http://127.0.0.1:9000` (`cargo lambda watch`).
+    pub lambda_endpoint: String,
+    /// Accepted `x-api-key` values; each gets its own usage-plan throttle and quota.
+    pub api_keys: Vec<String>,
+    /// Integration timeout (API Gateway's maximum is 29 s).
+    pub integration_timeout: Duration,
+    /// `requestContext.apiId`.
+    pub api_id: String,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            lambda_endpoint: "http://127.0.0.1:9000".into(),
+            api_keys: Vec::new(),
+            integration_timeout: Duration::from_secs(29),
+            api_id: "localapi01".into(),
+        }
+    }
+}
+
+/// The emulator: the template's API, its routes and the throttling state.
+pub struct Gateway {
+    api: Api,
+    router: Router,
+    limiter: Limiter,
+    invoker: Invoker,
+    options: GatewayOptions,
+    account_id: String,
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // A failing OS random source only makes request ids less unique; never fatal here.
+    let _ = getrandom::getrandom(&mut buf);
+    buf
+}
+
+fn preflight(cors: &Cors, methods: &[&str]) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set("content-type", "application/json");
+    set("access-control-allow-origin", &cors.allow_origin);
+    if let Some(h) = &cors.allow_headers {
+        set("access-control-allow-headers", h);
+    }
+    let derived = || {
+        let mut m: Vec<&str> = methods.iter().copied().chain(["OPTIONS"]).collect();
+        m.sort_unstable();
+        m.dedup();
+        m.join(",")
+    };
+    set(
+        "access-control-allow-methods",
+        &cors.allow_methods.clone().unwrap_or_else(derived),
+    );
+    if let Some(age) = &cors.max_age {
+        set("access-control-max-age", age);
+    }
+    if cors.allow_credentials {
+        set("access-control-allow-credentials", "true");
+    }
+    response
+}
+
+impl Gateway {
+    /// Builds the emulator for the template's API.
+    pub fn new(template: &Template, options: GatewayOptions) -> Result<Self> {
+        Ok(Self {
+            api: template.api()?,
+            router: Router::new(template.routes()?),
+            limiter: Limiter::default(),
+            invoker: Invoker::new(&options.lambda_endpoint, options.integration_timeout),
+            options,
+            account_id: template.account_id().to_owned(),
+        })
+    }
+
+    /// The API being emulated.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// The routes being served.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    fn request_info(&self, parts: &http::request::Parts, remote: SocketAddr) -> RequestInfo {
+        let extended = base64::engine::general_purpose::STANDARD.encode(random_bytes::<11>());
+        RequestInfo {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            extended_request_id: extended,
+            api_id: self.options.api_id.clone(),
+            account_id: self.account_id.clone(),
+            stage: self.api.stage_name.clone(),
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers.clone(),
+            source_ip: remote.ip().to_string(),
+            protocol: format!("{:?}", parts.version),
+            domain_name: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost")
+                .to_owned(),
+            received: OffsetDateTime::now_utc(),
+            resource_path: None,
+            api_key: None,
+            error_message: None,
+            error_type: None,
+        }
+    }
+
+    fn check_key(&self, info: &mut RequestInfo) -> Option<ResponseType> {
+        let presented = info.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        match presented {
+            Some(key) if self.options.api_keys.iter().any(|k| same_key(k, key)) => {
+                info.api_key = Some(key.to_owned());
+                None
+            }
+            _ => Some(ResponseType::InvalidApiKey),
+        }
+    }
+
+    fn refusal(refusal: Refusal) -> ResponseType {
+        match refusal {
+            Refusal::Throttled => ResponseType::Throttled,
+            Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
+        }
+    }
+
+    /// Answers one request as API Gateway would (see the module docs for the order of checks).
+    pub async fn respond<B>(&self, request: Request<B>, remote: SocketAddr) -> Response<Bytes>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut info = self.request_info(&parts, remote);
+        let mut response = self.dispatch(&mut info, body).await;
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+            headers.insert("x-amzn-requestid", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&info.extended_request_id) {
+            headers.insert("x-amz-apigw-id", v);
+        }
+        response
+    }
+
+    async fn dispatch<B>(&self, info: &mut RequestInfo, body: B) -> Response<Bytes>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let fail = |kind, info: &RequestInfo| render(&self.api, kind, info);
+        let declared_length = info
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return fail(ResponseType::RequestTooLarge, info);
+        }
+        let (route, params) = match self.router.find(&info.method, &info.path) {
+            RouteMatch::Found { route, params } => (route, params),
+            RouteMatch::MethodNotAllowed { resource, methods } if info.method == "OPTIONS" => {
+                let Some(cors) = &self.api.cors else {
+                    return fail(ResponseType::MissingAuthenticationToken, info);
+                };
+                info.resource_path = Some(resource.to_owned());
+                if self.api.api_key_required_on_preflight {
+                    if let Some(kind) = self.check_key(info) {
+                        return fail(kind, info);
+                    }
+                }
+                let throttle = self.api.method_throttle(resource, "OPTIONS");
+                let key = format!("OPTIONS {resource}");
+                if let Err(refusal) = self.limiter.check_route(&key, throttle, Instant::now()) {
+                    return fail(Self::refusal(refusal), info);
+                }
+                return preflight(cors, &methods);
+            }
+            _ => return fail(ResponseType::MissingAuthenticationToken, info),
+        };
+        info.resource_path = Some(route.path.clone());
+        if route.api_key_required {
+            if let Some(kind) = self.check_key(info) {
+                return fail(kind, info);
+            }
+        }
+        let route_key = format!("{} {}", route.method, route.path);
+        if let Err(refusal) = self
+            .limiter
+            .check_route(&route_key, route.throttle, Instant::now())
+        {
+            return fail(Self::refusal(refusal), info);
+        }
+        if let (true, Some(plan), Some(key)) =
+            (route.api_key_required, &self.api.usage_plan, &info.api_key)
+        {
+            if let Err(refusal) = self
+                .limiter
+                .check_key(key, plan, Instant::now(), info.received)
+            {
+                return fail(Self::refusal(refusal), info);
+            }
+        }
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return fail(ResponseType::RequestTooLarge, info);
+            }
+            Err(_) => return fail(ResponseType::BadGateway, info),
+        };
+        let event = build_event(info, &route.path, &params, &body);
+        match self
+            .invoker
+            .invoke(&route.binary, Bytes::from(event.to_string()))
+            .await
+        {
+            Ok(payload) => match proxy::parse_proxy_response(&payload) {
+                Ok(response) => response,
+                Err(reason) => {
+                    eprintln!(
+                        "{} {}: malformed proxy response: {reason}",
+                        info.request_id, route.binary
+                    );
+                    fail(ResponseType::BadGateway, info)
+                }
+            },
+            Err(InvokeError::Timeout) => fail(ResponseType::IntegrationTimeout, info),
+            Err(InvokeError::Failed(reason)) => {
+                eprintln!("{} {}: {reason}", info.request_id, route.binary);
+                fail(ResponseType::BadGateway, info)
+            }
+        }
+    }
+
+    /// [`Gateway::respond`] plus one log line on stderr (method, path, status, latency).
+    pub async fn handle<B>(&self, request: Request<B>, remote: SocketAddr) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = self.respond(request, remote).await;
+        let now = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        eprintln!(
+            "{now} {method} {path} {} {:.1}ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        response.map(Full::new)
+    }
+
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets in-flight requests
+    /// finish (10 s at most).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            eprintln!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let gateway = Arc::clone(&self);
+                    let service = service_fn(move |request| {
+                        let gateway = Arc::clone(&gateway);
+                        async move { Ok::<_, Infallible>(gateway.handle(request, remote).await) }
+                    });
+                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        // Client disconnects are routine; nothing to report.
+                        let _ = connection.await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(Duration::from_secs(10)) => eprintln!("shutdown: gave up waiting for open connections"),
+        }
+        Ok(())
+    }
+}
