@@ -8,11 +8,15 @@
 #           its port is not already serving; waits until both answer real requests.
 #           Only emulators launched here get a pid file in .local/, so `stop` never
 #           touches an emulator started some other way.
-#   stop    stop the emulators recorded by `start` (whole process groups); idempotent.
+#   stop [ddb|moto]...
+#           stop the emulators recorded by `start` (whole process groups), or only the
+#           named ones; idempotent.
 #   status  print what is serving; exit 0 when both emulators answer, 1 otherwise.
 #   env     print export lines for the AWS SDKs:  eval "$(scripts/emulators.sh env)"
 #
-# Environment: DDB_PORT (8000), MOTO_PORT (5000), EMULATOR_START_TIMEOUT (60 seconds).
+# Environment: DDB_PORT (8000), MOTO_PORT (5000), EMULATOR_START_TIMEOUT (60 seconds),
+# EMULATORS_STARTED_FILE (optional: `start` writes the names of the emulators it launched
+# there, one a line, so a caller can later stop exactly those).
 # Logs and pid files: .local/ddb.log .local/ddb.pid .local/moto.log .local/moto.pid
 # Note: DynamoDB Local has no bind-address option; it listens on all interfaces.
 set -euo pipefail
@@ -27,7 +31,7 @@ START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"
 SERVICES=(ddb moto)
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 for p in "$DDB_PORT" "$MOTO_PORT" "$START_TIMEOUT"; do
@@ -226,6 +230,7 @@ cmd_start() {
         stop_services "$svc" # a stale process of ours that lost its port
         launch "$svc"
         started+=("$svc")
+        if [ -n "${EMULATORS_STARTED_FILE:-}" ]; then echo "$svc" >>"$EMULATORS_STARTED_FILE"; fi
         waiting+=("$svc")
     done
 
@@ -261,8 +266,12 @@ cmd_start() {
 }
 
 cmd_stop() {
+    local svc
+    for svc in "$@"; do
+        case "$svc" in ddb | moto) ;; *) die "unknown emulator '$svc' (ddb, moto)" ;; esac
+    done
     take_lock
-    stop_services "${SERVICES[@]}"
+    if [ "$#" -gt 0 ]; then stop_services "$@"; else stop_services "${SERVICES[@]}"; fi
 }
 
 cmd_status() {
@@ -303,7 +312,7 @@ EOF
 
 case "${1:-}" in
     start) cmd_start ;;
-    stop) cmd_stop ;;
+    stop) shift; cmd_stop "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
     -h | --help) usage ;;

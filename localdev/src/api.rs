@@ -145,10 +145,7 @@ pub fn decode_resource_path(encoded: &str) -> String {
 /// Removes the single quotes API Gateway requires around literal values.
 fn unquote(value: &str) -> String {
     let v = value.trim();
-    v.strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .unwrap_or(v)
-        .to_owned()
+    v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v).to_owned()
 }
 
 fn get_str(map: &Mapping, key: &str) -> Option<String> {
@@ -160,13 +157,7 @@ fn get_bool(map: &Mapping, key: &str) -> Option<bool> {
 }
 
 fn number<T: std::str::FromStr>(value: Option<String>, what: &str) -> Result<Option<T>> {
-    value
-        .map(|v| {
-            v.trim()
-                .parse()
-                .map_err(|_| template_error(format!("{what} must be a number: {v:?}")))
-        })
-        .transpose()
+    value.map(|v| v.trim().parse().map_err(|_| template_error(format!("{what} must be a number: {v:?}")))).transpose()
 }
 
 fn throttle(map: &Mapping, rate_key: &str, burst_key: &str) -> Result<Option<Throttle>> {
@@ -174,10 +165,9 @@ fn throttle(map: &Mapping, rate_key: &str, burst_key: &str) -> Result<Option<Thr
     let burst = number::<f64>(get_str(map, burst_key), burst_key)?;
     Ok(match (rate, burst) {
         (None, None) => None,
-        (rate, burst) => Some(Throttle {
-            rate_limit: rate.unwrap_or(-1.0),
-            burst_limit: burst.map_or(-1, |b| b as i64),
-        }),
+        (rate, burst) => {
+            Some(Throttle { rate_limit: rate.unwrap_or(-1.0), burst_limit: burst.map_or(-1, |b| b as i64) })
+        }
     })
 }
 
@@ -199,9 +189,7 @@ impl Api {
                             Some("DAY") => QuotaPeriod::Day,
                             Some("WEEK") => QuotaPeriod::Week,
                             Some("MONTH") => QuotaPeriod::Month,
-                            other => {
-                                return Err(template_error(format!("bad Quota.Period {other:?}")))
-                            }
+                            other => return Err(template_error(format!("bad Quota.Period {other:?}"))),
                         },
                     }),
                     None => None,
@@ -234,37 +222,23 @@ impl Api {
             }),
         };
         let mut method_settings = Vec::new();
-        for entry in props
-            .get("MethodSettings")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let entry = entry
-                .as_mapping()
-                .ok_or_else(|| template_error("bad MethodSettings entry"))?;
+        for entry in props.get("MethodSettings").and_then(Value::as_sequence).into_iter().flatten() {
+            let entry = entry.as_mapping().ok_or_else(|| template_error("bad MethodSettings entry"))?;
             method_settings.push(MethodSetting {
-                resource_path: decode_resource_path(
-                    &get_str(entry, "ResourcePath").unwrap_or("/*".into()),
-                ),
-                http_method: get_str(entry, "HttpMethod")
-                    .unwrap_or("*".into())
-                    .to_uppercase(),
+                resource_path: decode_resource_path(&get_str(entry, "ResourcePath").unwrap_or("/*".into())),
+                http_method: get_str(entry, "HttpMethod").unwrap_or("*".into()).to_uppercase(),
                 throttle: throttle(entry, "ThrottlingRateLimit", "ThrottlingBurstLimit")?,
             });
         }
         let mut gateway_responses = BTreeMap::new();
         for (kind, entry) in mapping(props, "GatewayResponses").into_iter().flatten() {
-            let kind = kind
-                .as_str()
-                .ok_or_else(|| template_error("bad GatewayResponses key"))?;
+            let kind = kind.as_str().ok_or_else(|| template_error("bad GatewayResponses key"))?;
             let entry = entry.as_mapping().cloned().unwrap_or_default();
             gateway_responses.insert(kind.to_owned(), gateway_response(&entry)?);
         }
         Ok(Self {
             logical_id,
-            stage_name: get_str(props, "StageName")
-                .ok_or_else(|| template_error("StageName missing"))?,
+            stage_name: get_str(props, "StageName").ok_or_else(|| template_error("StageName missing"))?,
             api_key_required,
             api_key_required_on_preflight: api_key_required
                 && get_bool(&auth, "AddApiKeyRequiredToCorsPreflight").unwrap_or(true),
@@ -279,25 +253,17 @@ impl Api {
     pub fn method_throttle(&self, path: &str, method: &str) -> Option<Throttle> {
         let exact = |s: &&MethodSetting| s.resource_path == path && s.http_method == method;
         let wildcard = |s: &&MethodSetting| {
-            (s.resource_path == "*" || s.resource_path == path)
-                && (s.http_method == "*" || s.http_method == method)
+            (s.resource_path == "*" || s.resource_path == path) && (s.http_method == "*" || s.http_method == method)
         };
         let settings = || self.method_settings.iter().filter(|s| s.throttle.is_some());
-        settings()
-            .find(exact)
-            .or_else(|| settings().find(wildcard))
-            .and_then(|s| s.throttle)
+        settings().find(exact).or_else(|| settings().find(wildcard)).and_then(|s| s.throttle)
     }
 }
 
 fn gateway_response(entry: &Mapping) -> Result<GatewayResponseConfig> {
     let mut headers = Vec::new();
     let params = mapping(entry, "ResponseParameters");
-    for (name, value) in params
-        .and_then(|p| mapping(p, "Headers"))
-        .into_iter()
-        .flatten()
-    {
+    for (name, value) in params.and_then(|p| mapping(p, "Headers")).into_iter().flatten() {
         let (Some(name), Some(value)) = (name.as_str(), scalar_string(value)) else {
             return Err(template_error("bad gateway response header"));
         };
@@ -309,9 +275,7 @@ fn gateway_response(entry: &Mapping) -> Result<GatewayResponseConfig> {
         } else if let Some(h) = value.strip_prefix("method.request.header.") {
             HeaderSource::RequestHeader(h.to_owned())
         } else {
-            return Err(template_error(format!(
-                "unsupported gateway response header value {value:?}"
-            )));
+            return Err(template_error(format!("unsupported gateway response header value {value:?}")));
         };
         headers.push((name.to_owned(), source));
     }
@@ -320,11 +284,7 @@ fn gateway_response(entry: &Mapping) -> Result<GatewayResponseConfig> {
         .flatten()
         .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), scalar_string(v)?)))
         .collect();
-    Ok(GatewayResponseConfig {
-        status_code: number(get_str(entry, "StatusCode"), "StatusCode")?,
-        headers,
-        templates,
-    })
+    Ok(GatewayResponseConfig { status_code: number(get_str(entry, "StatusCode"), "StatusCode")?, headers, templates })
 }
 
 impl Template {
@@ -362,17 +322,12 @@ impl Template {
                     .and_then(|m| m.get("BuildProperties"))
                     .and_then(|b| b.get("Binary"))
                     .and_then(scalar_string)
-                    .ok_or_else(|| {
-                        template_error(format!("{function} lacks Metadata.BuildProperties.Binary"))
-                    })?;
-                let path =
-                    get_str(&ev, "Path").ok_or_else(|| template_error("Api event without Path"))?;
-                let method = get_str(&ev, "Method")
-                    .ok_or_else(|| template_error("Api event without Method"))?
-                    .to_uppercase();
-                let api_key_required = mapping(&ev, "Auth")
-                    .and_then(|a| get_bool(a, "ApiKeyRequired"))
-                    .unwrap_or(api.api_key_required);
+                    .ok_or_else(|| template_error(format!("{function} lacks Metadata.BuildProperties.Binary")))?;
+                let path = get_str(&ev, "Path").ok_or_else(|| template_error("Api event without Path"))?;
+                let method =
+                    get_str(&ev, "Method").ok_or_else(|| template_error("Api event without Method"))?.to_uppercase();
+                let api_key_required =
+                    mapping(&ev, "Auth").and_then(|a| get_bool(a, "ApiKeyRequired")).unwrap_or(api.api_key_required);
                 routes.push(Route {
                     throttle: api.method_throttle(&path, &method),
                     method,
@@ -416,20 +371,8 @@ Resources:
         )
         .unwrap();
         let api = t.api().unwrap();
-        assert_eq!(
-            api.method_throttle("/x", "GET"),
-            Some(Throttle {
-                rate_limit: 1.0,
-                burst_limit: 2
-            })
-        );
-        assert_eq!(
-            api.method_throttle("/x", "POST"),
-            Some(Throttle {
-                rate_limit: 5.0,
-                burst_limit: 6
-            })
-        );
+        assert_eq!(api.method_throttle("/x", "GET"), Some(Throttle { rate_limit: 1.0, burst_limit: 2 }));
+        assert_eq!(api.method_throttle("/x", "POST"), Some(Throttle { rate_limit: 5.0, burst_limit: 6 }));
         assert!(!api.api_key_required);
         assert!(api.usage_plan.is_none() && api.cors.is_none());
     }

@@ -40,11 +40,7 @@ impl Template {
     }
 
     /// `Environment.Variables` of one function (`Globals.Function` merged with its own), as strings.
-    pub fn function_environment_for(
-        &self,
-        function: &str,
-        names: &LocalNames,
-    ) -> Result<BTreeMap<String, String>> {
+    pub fn function_environment_for(&self, function: &str, names: &LocalNames) -> Result<BTreeMap<String, String>> {
         if self.resource(function).is_none() {
             return Err(template_error(format!("no resource {function}")));
         }
@@ -53,17 +49,12 @@ impl Template {
             return Ok(BTreeMap::new());
         };
         let resource_names = self.local_resource_names(names)?;
-        let resolved = self
-            .resolver(&resource_names)
-            .resolve(vars)?
-            .unwrap_or_default();
+        let resolved = self.resolver(&resource_names).resolve(vars)?.unwrap_or_default();
         let mut env = BTreeMap::new();
         for (key, value) in resolved.as_mapping().into_iter().flatten() {
-            let key = key
-                .as_str()
-                .ok_or_else(|| template_error("variable names must be strings"))?;
-            let value = scalar_string(value)
-                .ok_or_else(|| template_error(format!("{function}: {key} is not a scalar")))?;
+            let key = key.as_str().ok_or_else(|| template_error("variable names must be strings"))?;
+            let value =
+                scalar_string(value).ok_or_else(|| template_error(format!("{function}: {key} is not a scalar")))?;
             env.insert(key.to_owned(), value);
         }
         Ok(env)
@@ -95,10 +86,8 @@ impl Template {
     /// `AWS_LAMBDA_LOG_LEVEL`), taken from `Globals.Function`.
     pub fn runtime_environment(&self) -> Result<BTreeMap<String, String>> {
         let mut env = BTreeMap::new();
-        let Some(logging) = self
-            .section("Globals")
-            .and_then(|g| g.get("Function"))
-            .and_then(|f| f.get("LoggingConfig"))
+        let Some(logging) =
+            self.section("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("LoggingConfig"))
         else {
             return Ok(env);
         };
@@ -121,17 +110,11 @@ pub fn render_env_file(vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     for (key, value) in vars {
         let plain = !value.is_empty()
-            && value
-                .chars()
-                .all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '#' | '\\' | '$' | '`'));
+            && value.chars().all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '#' | '\\' | '$' | '`'));
         if plain {
             out.push_str(&format!("{key}={value}\n"));
         } else {
-            let escaped = value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('$', "\\$")
-                .replace('\n', "\\n");
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('\n', "\\n");
             out.push_str(&format!("{key}=\"{escaped}\"\n"));
         }
     }
@@ -162,10 +145,7 @@ Resources:
 "#;
 
     fn names() -> LocalNames {
-        LocalNames {
-            table_name: "tbl".into(),
-            secret_name: "sec".into(),
-        }
+        LocalNames { table_name: "tbl".into(), secret_name: "sec".into() }
     }
 
     #[test]
@@ -176,10 +156,7 @@ Resources:
         assert_eq!(env["SECRET_ID"], "sec");
         assert_eq!(env["TTL"], "60");
         assert_eq!(env["EXTRA"], "x");
-        assert!(!t
-            .function_environment_for("F2", &names())
-            .unwrap()
-            .contains_key("EXTRA"));
+        assert!(!t.function_environment_for("F2", &names()).unwrap().contains_key("EXTRA"));
         let rt = t.runtime_environment().unwrap();
         assert_eq!(rt["AWS_LAMBDA_LOG_LEVEL"], "INFO");
         assert_eq!(rt["AWS_LAMBDA_LOG_FORMAT"], "JSON");
@@ -187,8 +164,10 @@ Resources:
 
     #[test]
     fn conflicting_function_variables_are_an_error() {
-        let doc = DOC.replace("F2: {Type: AWS::Serverless::Function}", 
-            "F2: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {EXTRA: y}}}}");
+        let doc = DOC.replace(
+            "F2: {Type: AWS::Serverless::Function}",
+            "F2: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {EXTRA: y}}}}",
+        );
         let t = Template::from_yaml(&doc, "").unwrap();
         assert!(t.function_environment(&names()).is_err());
     }
@@ -201,9 +180,6 @@ Resources:
             ("C".to_owned(), "".to_owned()),
             ("D".to_owned(), "q\"$x".to_owned()),
         ]);
-        assert_eq!(
-            render_env_file(&vars),
-            "A=*\nB=\"a b\"\nC=\"\"\nD=\"q\\\"\\$x\"\n"
-        );
+        assert_eq!(render_env_file(&vars), "A=*\nB=\"a b\"\nC=\"\"\nD=\"q\\\"\\$x\"\n");
     }
 }

@@ -27,11 +27,7 @@ fn intrinsic(value: &Value) -> Option<(String, &Value)> {
         Value::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             let name = tag.trim_start_matches('!');
-            let name = if name == "Ref" || name == "Condition" {
-                name.to_owned()
-            } else {
-                format!("Fn::{name}")
-            };
+            let name = if name == "Ref" || name == "Condition" { name.to_owned() } else { format!("Fn::{name}") };
             Some((name, &tagged.value))
         }
         Value::Mapping(map) if map.len() == 1 => {
@@ -85,9 +81,7 @@ impl Resolver<'_> {
         let s = |v: String| Ok(Some(Value::String(v)));
         match name {
             "Ref" => {
-                let target = arg
-                    .as_str()
-                    .ok_or_else(|| template_error("!Ref needs a name"))?;
+                let target = arg.as_str().ok_or_else(|| template_error("!Ref needs a name"))?;
                 self.reference(target)
             }
             "Fn::GetAtt" => {
@@ -96,9 +90,7 @@ impl Resolver<'_> {
                         .split_once('.')
                         .map(|(a, b)| (a.to_owned(), b.to_owned()))
                         .ok_or_else(|| template_error(format!("bad !GetAtt {path}")))?,
-                    Value::Sequence(parts) if parts.len() == 2 => {
-                        (self.string(&parts[0])?, self.string(&parts[1])?)
-                    }
+                    Value::Sequence(parts) if parts.len() == 2 => (self.string(&parts[0])?, self.string(&parts[1])?),
                     other => return Err(template_error(format!("bad !GetAtt {other:?}"))),
                 };
                 s(self.get_att(&res, &attr)?)
@@ -106,12 +98,8 @@ impl Resolver<'_> {
             "Fn::Sub" => match arg {
                 Value::String(text) => s(self.substitute(text, &Mapping::new())?),
                 Value::Sequence(parts) if parts.len() == 2 => {
-                    let text = parts[0]
-                        .as_str()
-                        .ok_or_else(|| template_error("bad !Sub"))?;
-                    let vars = parts[1]
-                        .as_mapping()
-                        .ok_or_else(|| template_error("bad !Sub"))?;
+                    let text = parts[0].as_str().ok_or_else(|| template_error("bad !Sub"))?;
+                    let vars = parts[1].as_mapping().ok_or_else(|| template_error("bad !Sub"))?;
                     s(self.substitute(text, vars)?)
                 }
                 other => Err(template_error(format!("bad !Sub {other:?}"))),
@@ -125,14 +113,10 @@ impl Resolver<'_> {
             }
             "Fn::Select" => {
                 let [index, list] = self.args::<2>(arg, "Select")?;
-                let index: usize = self
-                    .string(&index)?
-                    .parse()
-                    .map_err(|_| template_error("!Select index must be a number"))?;
+                let index: usize =
+                    self.string(&index)?.parse().map_err(|_| template_error("!Select index must be a number"))?;
                 let items = self.list(&list)?;
-                let item = items
-                    .get(index)
-                    .ok_or_else(|| template_error("!Select index out of range"))?;
+                let item = items.get(index).ok_or_else(|| template_error("!Select index out of range"))?;
                 Ok(Some(item.clone()))
             }
             "Fn::Split" => {
@@ -143,14 +127,8 @@ impl Resolver<'_> {
             }
             "Fn::If" => {
                 let [cond, then, otherwise] = self.args::<3>(arg, "If")?;
-                let cond = cond
-                    .as_str()
-                    .ok_or_else(|| template_error("!If needs a condition name"))?;
-                let branch = if self.condition(cond)? {
-                    then
-                } else {
-                    otherwise
-                };
+                let cond = cond.as_str().ok_or_else(|| template_error("!If needs a condition name"))?;
+                let branch = if self.condition(cond)? { then } else { otherwise };
                 self.resolve(&branch)
             }
             "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" | "Condition" => {
@@ -158,26 +136,18 @@ impl Resolver<'_> {
             }
             "Fn::FindInMap" => {
                 let [map, top, second] = self.args::<3>(arg, "FindInMap")?;
-                let (map, top, second) = (
-                    self.string(&map)?,
-                    self.string(&top)?,
-                    self.string(&second)?,
-                );
+                let (map, top, second) = (self.string(&map)?, self.string(&top)?, self.string(&second)?);
                 let found = self
                     .template
                     .section("Mappings")
                     .and_then(|m| m.get(map.as_str()))
                     .and_then(|m| m.get(top.as_str()))
                     .and_then(|m| m.get(second.as_str()))
-                    .ok_or_else(|| {
-                        template_error(format!("!FindInMap {map}.{top}.{second} not found"))
-                    })?;
+                    .ok_or_else(|| template_error(format!("!FindInMap {map}.{top}.{second} not found")))?;
                 self.resolve(found)
             }
             "Fn::Base64" => s(base64::engine::general_purpose::STANDARD.encode(self.string(arg)?)),
-            other => Err(template_error(format!(
-                "intrinsic {other} is not supported locally"
-            ))),
+            other => Err(template_error(format!("intrinsic {other} is not supported locally"))),
         }
     }
 
@@ -213,12 +183,9 @@ impl Resolver<'_> {
             "AWS::Region" => s(t.region()),
             "AWS::AccountId" => s(t.account_id()),
             "AWS::StackName" => s(t.stack_name()),
-            "AWS::StackId" => s(&format!(
-                "arn:aws:cloudformation:{}:{}:stack/{}/local",
-                t.region(),
-                t.account_id(),
-                t.stack_name()
-            )),
+            "AWS::StackId" => {
+                s(&format!("arn:aws:cloudformation:{}:{}:stack/{}/local", t.region(), t.account_id(), t.stack_name()))
+            }
             "AWS::Partition" => s("aws"),
             "AWS::URLSuffix" => s("amazonaws.com"),
             "AWS::NotificationARNs" => Ok(Some(Value::Sequence(Vec::new()))),
@@ -260,9 +227,7 @@ impl Resolver<'_> {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| template_error(format!("unterminated ${{ in !Sub {text:?}")))?;
+            let end = after.find('}').ok_or_else(|| template_error(format!("unterminated ${{ in !Sub {text:?}")))?;
             let var = after[..end].trim();
             if let Some(literal) = var.strip_prefix('!') {
                 out.push_str("${");
@@ -274,10 +239,9 @@ impl Resolver<'_> {
                 out.push_str(&self.get_att(res, attr)?);
             } else {
                 match self.reference(var)? {
-                    Some(v) => out.push_str(
-                        &scalar_string(&v)
-                            .ok_or_else(|| template_error(format!("${{{var}}} is a list")))?,
-                    ),
+                    Some(v) => {
+                        out.push_str(&scalar_string(&v).ok_or_else(|| template_error(format!("${{{var}}} is a list")))?)
+                    }
                     None => return Err(template_error("${AWS::NoValue} inside !Sub")),
                 }
             }
@@ -307,41 +271,27 @@ impl Resolver<'_> {
             Some((name, arg)) => self.boolean(&name, arg),
             None => match value {
                 Value::Bool(b) => Ok(*b),
-                other => Err(template_error(format!(
-                    "expected a condition, got {other:?}"
-                ))),
+                other => Err(template_error(format!("expected a condition, got {other:?}"))),
             },
         }
     }
 
     fn boolean(&self, name: &str, arg: &Value) -> Result<bool> {
-        let items = || {
-            arg.as_sequence()
-                .ok_or_else(|| template_error(format!("{name} needs a list")))
-        };
+        let items = || arg.as_sequence().ok_or_else(|| template_error(format!("{name} needs a list")));
         match name {
-            "Condition" => self.condition(
-                arg.as_str()
-                    .ok_or_else(|| template_error("bad Condition"))?,
-            ),
+            "Condition" => self.condition(arg.as_str().ok_or_else(|| template_error("bad Condition"))?),
             "Fn::Equals" => {
                 let [a, b] = self.args::<2>(arg, "Equals")?;
                 Ok(self.resolve(&a)?.as_ref().and_then(scalar_string)
                     == self.resolve(&b)?.as_ref().and_then(scalar_string))
             }
-            "Fn::And" => items()?
-                .iter()
-                .try_fold(true, |acc, c| Ok(acc && self.truth(c)?)),
-            "Fn::Or" => items()?
-                .iter()
-                .try_fold(false, |acc, c| Ok(acc || self.truth(c)?)),
+            "Fn::And" => items()?.iter().try_fold(true, |acc, c| Ok(acc && self.truth(c)?)),
+            "Fn::Or" => items()?.iter().try_fold(false, |acc, c| Ok(acc || self.truth(c)?)),
             "Fn::Not" => {
                 let [c] = self.args::<1>(arg, "Not")?;
                 Ok(!self.truth(&c)?)
             }
-            other => Err(template_error(format!(
-                "{other} is not a condition function"
-            ))),
+            other => Err(template_error(format!("{other} is not a condition function"))),
         }
     }
 }
@@ -367,12 +317,7 @@ Resources:
     fn eval(template: &Template, yaml: &str) -> Option<Value> {
         let names = BTreeMap::from([("Table".to_owned(), "local-table".to_owned())]);
         let value: Value = serde_norway::from_str(yaml).unwrap();
-        Resolver {
-            template,
-            names: &names,
-        }
-        .resolve(&value)
-        .unwrap()
+        Resolver { template, names: &names }.resolve(&value).unwrap()
     }
 
     fn text(template: &Template, yaml: &str) -> String {
@@ -387,18 +332,9 @@ Resources:
         assert_eq!(text(&t, "!Ref Table"), "local-table");
         assert_eq!(text(&t, "!Ref Secret"), "Secret");
         assert_eq!(text(&t, "!Sub \"'${Stage}'-${!Lit}\""), "'v1'-${Lit}");
-        assert_eq!(
-            text(&t, "!Sub [\"${X}/${AWS::Region}\", {X: !Ref Stage}]"),
-            "v1/us-east-1"
-        );
-        assert_eq!(
-            text(&t, "!GetAtt Table.Arn"),
-            "arn:aws:dynamodb:us-east-1:123456789012:table/local-table"
-        );
-        assert_eq!(
-            text(&t, "{\"Fn::GetAtt\": [Table, Arn]}"),
-            text(&t, "!Sub ${Table.Arn}")
-        );
+        assert_eq!(text(&t, "!Sub [\"${X}/${AWS::Region}\", {X: !Ref Stage}]"), "v1/us-east-1");
+        assert_eq!(text(&t, "!GetAtt Table.Arn"), "arn:aws:dynamodb:us-east-1:123456789012:table/local-table");
+        assert_eq!(text(&t, "{\"Fn::GetAtt\": [Table, Arn]}"), text(&t, "!Sub ${Table.Arn}"));
         assert_eq!(text(&t, "!Join [\"-\", [a, !Ref Stage]]"), "a-v1");
         assert_eq!(text(&t, "!Select [1, !Ref Origins]"), "b");
         assert_eq!(text(&t, "!Select [0, !Split [',', 'x,y']]"), "x");
@@ -406,26 +342,15 @@ Resources:
         assert_eq!(text(&t, "!If [NotProd, big, small]"), "big");
         assert_eq!(text(&t, "!FindInMap [M, !Ref Stage, Size]"), "3");
         assert_eq!(eval(&t, "!Ref AWS::NoValue"), None);
-        assert_eq!(
-            eval(&t, "[a, !If [IsProd, b, !Ref AWS::NoValue]]"),
-            Some(serde_norway::from_str("[a]").unwrap())
-        );
+        assert_eq!(eval(&t, "[a, !If [IsProd, b, !Ref AWS::NoValue]]"), Some(serde_norway::from_str("[a]").unwrap()));
     }
 
     #[test]
     fn errors_on_unknown_names_and_functions() {
         let t = Template::from_yaml(DOC, "").unwrap();
         let names = BTreeMap::new();
-        let r = Resolver {
-            template: &t,
-            names: &names,
-        };
-        for yaml in [
-            "!Ref Nope",
-            "!GetAtt Nope.Arn",
-            "!ImportValue x",
-            "!Sub '${Nope}'",
-        ] {
+        let r = Resolver { template: &t, names: &names };
+        for yaml in ["!Ref Nope", "!GetAtt Nope.Arn", "!ImportValue x", "!Sub '${Nope}'"] {
             let value: Value = serde_norway::from_str(yaml).unwrap();
             assert!(r.resolve(&value).is_err(), "{yaml}");
         }

@@ -22,8 +22,7 @@ pub mod table;
 mod template;
 
 pub use api::{
-    Api, Cors, GatewayResponseConfig, HeaderSource, MethodSetting, Quota, QuotaPeriod, Route,
-    Throttle, UsagePlan,
+    Api, Cors, GatewayResponseConfig, HeaderSource, MethodSetting, Quota, QuotaPeriod, Route, Throttle, UsagePlan,
 };
 pub use environment::LocalNames;
 pub use error::{Error, Result};

@@ -70,12 +70,7 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         lambda: String,
         /// Accepted API key (repeat or comma-separate for several).
-        #[arg(
-            long = "api-key",
-            env = "LOCAL_API_KEY",
-            value_delimiter = ',',
-            required = true
-        )]
+        #[arg(long = "api-key", env = "LOCAL_API_KEY", value_delimiter = ',', required = true)]
         api_keys: Vec<String>,
         /// Integration timeout in seconds (API Gateway's limit is 29).
         #[arg(long, default_value_t = 29)]
@@ -84,9 +79,7 @@ enum Command {
 }
 
 fn env_region() -> String {
-    std::env::var("AWS_REGION")
-        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|_| "us-east-1".into())
+    std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or_else(|_| "us-east-1".into())
 }
 
 fn load(args: &TemplateArgs) -> Result<Template, String> {
@@ -100,9 +93,7 @@ fn require_local_endpoint(service_var: &str) -> Result<(), String> {
     if set(service_var) || set("AWS_ENDPOINT_URL") {
         Ok(())
     } else {
-        Err(format!(
-            "{service_var} is not set; refusing to create resources in a real AWS account"
-        ))
+        Err(format!("{service_var} is not set; refusing to create resources in a real AWS account"))
     }
 }
 
@@ -113,46 +104,20 @@ async fn setup(template: &TemplateArgs, names: &NameArgs) -> Result<(), String> 
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = template.table_definition().map_err(|e| e.to_string())?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let created = table
-        .ensure(&dynamodb, &names.table)
-        .await
-        .map_err(|e| e.to_string())?;
-    eprintln!(
-        "table {}: {}",
-        names.table,
-        if created { "created" } else { "exists" }
-    );
+    let created = table.ensure(&dynamodb, &names.table).await.map_err(|e| e.to_string())?;
+    eprintln!("table {}: {}", names.table, if created { "created" } else { "exists" });
     let secret = template.secret_spec().map_err(|e| e.to_string())?;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let created = secret
-        .ensure(&secrets, &names.secret)
-        .await
-        .map_err(|e| e.to_string())?;
-    eprintln!(
-        "secret {}: {}",
-        names.secret,
-        if created { "created" } else { "exists" }
-    );
+    let created = secret.ensure(&secrets, &names.secret).await.map_err(|e| e.to_string())?;
+    eprintln!("secret {}: {}", names.secret, if created { "created" } else { "exists" });
     Ok(())
 }
 
-fn env_file(
-    template: &TemplateArgs,
-    names: &NameArgs,
-    out: Option<&PathBuf>,
-) -> Result<(), String> {
+fn env_file(template: &TemplateArgs, names: &NameArgs, out: Option<&PathBuf>) -> Result<(), String> {
     let template = load(template)?;
-    let local = LocalNames {
-        table_name: names.table.clone(),
-        secret_name: names.secret.clone(),
-    };
-    let mut vars: BTreeMap<String, String> =
-        template.runtime_environment().map_err(|e| e.to_string())?;
-    vars.extend(
-        template
-            .function_environment(&local)
-            .map_err(|e| e.to_string())?,
-    );
+    let local = LocalNames { table_name: names.table.clone(), secret_name: names.secret.clone() };
+    let mut vars: BTreeMap<String, String> = template.runtime_environment().map_err(|e| e.to_string())?;
+    vars.extend(template.function_environment(&local).map_err(|e| e.to_string())?);
     for name in AWS_VARIABLES {
         if let Ok(value) = std::env::var(name) {
             vars.insert((*name).to_owned(), value);
@@ -160,9 +125,7 @@ fn env_file(
     }
     let text = render_env_file(&vars);
     match out {
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| e.to_string()),
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string()),
         Some(path) => {
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, text)
@@ -203,22 +166,14 @@ async fn gateway(
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(&template, options).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
-        "gateway for {} (stage {}) on http://{local}",
-        gateway.api().logical_id,
-        gateway.api().stage_name
-    );
+    eprintln!("gateway for {} (stage {}) on http://{local}", gateway.api().logical_id, gateway.api().stage_name);
     for route in gateway.router().routes() {
         eprintln!("  {} {} -> {}", route.method, route.path, route.binary);
     }
-    Arc::new(gateway)
-        .serve(listener, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    Arc::new(gateway).serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -226,18 +181,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Setup { template, names } => setup(&template, &names).await,
-        Command::EnvFile {
-            template,
-            names,
-            out,
-        } => env_file(&template, &names, out.as_ref()),
-        Command::Gateway {
-            template,
-            listen,
-            lambda,
-            api_keys,
-            integration_timeout,
-        } => gateway(&template, listen, lambda, api_keys, integration_timeout).await,
+        Command::EnvFile { template, names, out } => env_file(&template, &names, out.as_ref()),
+        Command::Gateway { template, listen, lambda, api_keys, integration_timeout } => {
+            gateway(&template, listen, lambda, api_keys, integration_timeout).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

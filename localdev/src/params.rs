@@ -15,21 +15,16 @@ pub fn parse_overrides(input: &str) -> Result<Vec<(String, String)>> {
     for token in split_words(input)? {
         let pair = if let Some(rest) = token.strip_prefix("ParameterKey=") {
             let (name, value) = rest.split_once(",ParameterValue=").ok_or_else(|| {
-                Error::Override(format!(
-                    "expected ParameterKey=NAME,ParameterValue=VALUE in {rest:?}"
-                ))
+                Error::Override(format!("expected ParameterKey=NAME,ParameterValue=VALUE in {rest:?}"))
             })?;
             (name.to_owned(), value.to_owned())
         } else {
-            let (name, value) = token
-                .split_once('=')
-                .ok_or_else(|| Error::Override(format!("expected NAME=VALUE, got {token:?}")))?;
+            let (name, value) =
+                token.split_once('=').ok_or_else(|| Error::Override(format!("expected NAME=VALUE, got {token:?}")))?;
             (name.to_owned(), value.to_owned())
         };
         if pair.0.is_empty() {
-            return Err(Error::Override(format!(
-                "empty parameter name in {token:?}"
-            )));
+            return Err(Error::Override(format!("empty parameter name in {token:?}")));
         }
         pairs.push(pair);
     }
@@ -91,14 +86,10 @@ pub(crate) fn resolve_parameters(
     let declared = declared.unwrap_or(&empty);
     let mut values = BTreeMap::new();
     for (name, spec) in declared {
-        let name = name
-            .as_str()
-            .ok_or_else(|| Error::Template("parameter names must be strings".into()))?;
+        let name = name.as_str().ok_or_else(|| Error::Template("parameter names must be strings".into()))?;
         if let Some(default) = spec.get("Default") {
-            let default = scalar_string(default).ok_or_else(|| Error::Parameter {
-                name: name.into(),
-                reason: "Default must be a scalar".into(),
-            })?;
+            let default = scalar_string(default)
+                .ok_or_else(|| Error::Parameter { name: name.into(), reason: "Default must be a scalar".into() })?;
             values.insert(name.to_owned(), default);
         }
     }
@@ -110,10 +101,9 @@ pub(crate) fn resolve_parameters(
     }
     for (name, spec) in declared {
         let name = name.as_str().unwrap_or_default();
-        let value = values.get(name).ok_or_else(|| Error::Parameter {
-            name: name.into(),
-            reason: "no Default and no override".into(),
-        })?;
+        let value = values
+            .get(name)
+            .ok_or_else(|| Error::Parameter { name: name.into(), reason: "no Default and no override".into() })?;
         validate(name, spec, value)?;
     }
     Ok(values)
@@ -122,12 +112,7 @@ pub(crate) fn resolve_parameters(
 /// Checks `AllowedValues`, `AllowedPattern`, `Type: Number` with `MinValue`/`MaxValue`, and
 /// `MinLength`/`MaxLength`.
 fn validate(name: &str, spec: &Value, value: &str) -> Result<()> {
-    let fail = |reason: String| {
-        Err(Error::Parameter {
-            name: name.into(),
-            reason,
-        })
-    };
+    let fail = |reason: String| Err(Error::Parameter { name: name.into(), reason });
     let kind = spec.get("Type").and_then(Value::as_str).unwrap_or("String");
     if let Some(allowed) = spec.get("AllowedValues").and_then(Value::as_sequence) {
         let allowed: Vec<String> = allowed.iter().filter_map(scalar_string).collect();
@@ -137,11 +122,8 @@ fn validate(name: &str, spec: &Value, value: &str) -> Result<()> {
     }
     if let Some(pattern) = spec.get("AllowedPattern").and_then(scalar_string) {
         // CloudFormation matches the whole value.
-        let regex =
-            regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| Error::Parameter {
-                name: name.into(),
-                reason: format!("bad AllowedPattern: {e}"),
-            })?;
+        let regex = regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Error::Parameter { name: name.into(), reason: format!("bad AllowedPattern: {e}") })?;
         if !regex.is_match(value) {
             return fail(format!("{value:?} does not match AllowedPattern {pattern}"));
         }
@@ -182,9 +164,7 @@ fn bound(value: &Value) -> Option<f64> {
 
 /// Whether a parameter's `Ref` yields a list (`CommaDelimitedList`, `List<...>`).
 pub(crate) fn is_list_type(spec: &Value) -> bool {
-    spec.get("Type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"))
+    spec.get("Type").and_then(Value::as_str).is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"))
 }
 
 #[cfg(test)]
@@ -193,8 +173,7 @@ mod tests {
 
     #[test]
     fn parses_short_and_long_forms_with_quotes() {
-        let pairs =
-            parse_overrides("A=1  B='x y' ParameterKey=C,ParameterValue=z \"D=q r\"").unwrap();
+        let pairs = parse_overrides("A=1  B='x y' ParameterKey=C,ParameterValue=z \"D=q r\"").unwrap();
         assert_eq!(
             pairs,
             vec![
@@ -228,9 +207,7 @@ mod tests {
         assert_eq!(v["L"], "INFO");
         let v = resolve_parameters(Some(&d), &[("N".into(), "64".into())]).unwrap();
         assert_eq!(v["N"], "64");
-        assert!(
-            resolve_parameters(Some(&d), &[("P".into(), "https://app.example.com".into())]).is_ok()
-        );
+        assert!(resolve_parameters(Some(&d), &[("P".into(), "https://app.example.com".into())]).is_ok());
         for bad in [
             ("N", "7"),
             ("N", "65"),

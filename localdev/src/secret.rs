@@ -43,20 +43,14 @@ impl Template {
     pub fn secret_spec(&self) -> Result<SecretSpec> {
         let id = self.single_resource_of_type("AWS::SecretsManager::Secret")?;
         let names = BTreeMap::new();
-        let raw = self
-            .resource(&id)
-            .and_then(|r| r.get("Properties"))
-            .cloned()
-            .unwrap_or_default();
+        let raw = self.resource(&id).and_then(|r| r.get("Properties")).cloned().unwrap_or_default();
         let props = self.resolver(&names).resolve(&raw)?.unwrap_or_default();
         let gen = props.get("GenerateSecretString");
         let get = |key: &str| gen.and_then(|g| g.get(key)).and_then(scalar_string);
         let flag = |key: &str, default: bool| get(key).map_or(default, |v| v == "true");
         let literal = props.get("SecretString").and_then(scalar_string);
         if gen.is_none() && literal.is_none() {
-            return Err(template_error(format!(
-                "{id} has neither SecretString nor GenerateSecretString"
-            )));
+            return Err(template_error(format!("{id} has neither SecretString nor GenerateSecretString")));
         }
         let json_template = match (get("SecretStringTemplate"), get("GenerateStringKey")) {
             (Some(t), Some(k)) => Some((t, k)),
@@ -66,10 +60,7 @@ impl Template {
             logical_id: id,
             literal,
             password_length: get("PasswordLength")
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| template_error("PasswordLength must be a number"))
-                })
+                .map(|v| v.parse().map_err(|_| template_error("PasswordLength must be a number")))
                 .transpose()?
                 .unwrap_or(32),
             exclude_punctuation: flag("ExcludePunctuation", false),
@@ -100,11 +91,7 @@ fn random_index(bound: usize) -> Result<usize> {
 
 impl SecretSpec {
     fn classes(&self) -> Vec<Vec<char>> {
-        let keep = |set: &str| -> Vec<char> {
-            set.chars()
-                .filter(|c| !self.exclude_characters.contains(*c))
-                .collect()
-        };
+        let keep = |set: &str| -> Vec<char> { set.chars().filter(|c| !self.exclude_characters.contains(*c)).collect() };
         let mut classes = Vec::new();
         if !self.exclude_lowercase {
             classes.push(keep("abcdefghijklmnopqrstuvwxyz"));
@@ -141,9 +128,7 @@ impl SecretSpec {
                 .collect::<Result<String>>()?;
             let complete = !self.require_each_included_type
                 || self.password_length < classes.len()
-                || classes
-                    .iter()
-                    .all(|class| candidate.chars().any(|c| class.contains(&c)));
+                || classes.iter().all(|class| candidate.chars().any(|c| class.contains(&c)));
             if complete {
                 break candidate;
             }
@@ -152,8 +137,7 @@ impl SecretSpec {
             None => Ok(password),
             Some((template, key)) => {
                 let mut object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(template)
-                        .map_err(|e| template_error(format!("SecretStringTemplate: {e}")))?;
+                    serde_json::from_str(template).map_err(|e| template_error(format!("SecretStringTemplate: {e}")))?;
                 object.insert(key.clone(), serde_json::Value::String(password));
                 Ok(serde_json::Value::Object(object).to_string())
             }
@@ -164,34 +148,14 @@ impl SecretSpec {
     pub async fn ensure(&self, client: &Client, name: &str) -> Result<bool> {
         match client.describe_secret().secret_id(name).send().await {
             Ok(_) => return Ok(false),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => {
-                return Err(Error::Aws(format!(
-                    "DescribeSecret {name}: {}",
-                    DisplayErrorContext(e)
-                )))
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(Error::Aws(format!("DescribeSecret {name}: {}", DisplayErrorContext(e)))),
         }
-        let created = client
-            .create_secret()
-            .name(name)
-            .secret_string(self.generate()?)
-            .send()
-            .await;
+        let created = client.create_secret().name(name).secret_string(self.generate()?).send().await;
         match created {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_exists_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::Aws(format!(
-                "CreateSecret {name}: {}",
-                DisplayErrorContext(e)
-            ))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => Ok(false),
+            Err(e) => Err(Error::Aws(format!("CreateSecret {name}: {}", DisplayErrorContext(e)))),
         }
     }
 }
@@ -227,13 +191,10 @@ mod tests {
             "",
         )
         .unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&t.secret_spec().unwrap().generate().unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&t.secret_spec().unwrap().generate().unwrap()).unwrap();
         let p = v["p"].as_str().unwrap();
         assert_eq!(v["u"], "x");
         assert_eq!(p.len(), 8);
-        assert!(p
-            .chars()
-            .all(|c| c.is_ascii_lowercase() && !"abc".contains(c)));
+        assert!(p.chars().all(|c| c.is_ascii_lowercase() && !"abc".contains(c)));
     }
 }

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition as SdkAttribute, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, LocalSecondaryIndex, Projection, ProjectionType,
-    ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
-    TimeToLiveSpecification,
+    AttributeDefinition as SdkAttribute, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use serde_norway::Value;
@@ -85,9 +84,8 @@ impl Template {
             .resource(&id)
             .and_then(|r| r.get("Properties"))
             .ok_or_else(|| template_error(format!("{id} has no Properties")))?;
-        let props = resolver
-            .resolve(raw)?
-            .ok_or_else(|| template_error(format!("{id} Properties resolved to nothing")))?;
+        let props =
+            resolver.resolve(raw)?.ok_or_else(|| template_error(format!("{id} Properties resolved to nothing")))?;
         TableDefinition::from_properties(id, &props)
     }
 
@@ -107,38 +105,23 @@ fn required(props: &Value, key: &str) -> Result<String> {
 }
 
 fn key_schema(value: Option<&Value>) -> Result<Vec<KeyElement>> {
-    let items = value
-        .and_then(Value::as_sequence)
-        .ok_or_else(|| template_error("KeySchema missing"))?;
+    let items = value.and_then(Value::as_sequence).ok_or_else(|| template_error("KeySchema missing"))?;
     items
         .iter()
-        .map(|k| {
-            Ok(KeyElement {
-                name: required(k, "AttributeName")?,
-                key_type: required(k, "KeyType")?,
-            })
-        })
+        .map(|k| Ok(KeyElement { name: required(k, "AttributeName")?, key_type: required(k, "KeyType")? }))
         .collect()
 }
 
 fn throughput(value: Option<&Value>) -> Result<Option<(i64, i64)>> {
     let Some(value) = value else { return Ok(None) };
     let units = |key| -> Result<i64> {
-        required(value, key)?
-            .parse()
-            .map_err(|_| template_error(format!("{key} must be an integer")))
+        required(value, key)?.parse().map_err(|_| template_error(format!("{key} must be an integer")))
     };
-    Ok(Some((
-        units("ReadCapacityUnits")?,
-        units("WriteCapacityUnits")?,
-    )))
+    Ok(Some((units("ReadCapacityUnits")?, units("WriteCapacityUnits")?)))
 }
 
 fn indexes(value: Option<&Value>) -> Result<Vec<IndexDefinition>> {
-    let items = value
-        .and_then(Value::as_sequence)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let items = value.and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default();
     items
         .iter()
         .map(|ix| {
@@ -146,8 +129,7 @@ fn indexes(value: Option<&Value>) -> Result<Vec<IndexDefinition>> {
             Ok(IndexDefinition {
                 name: required(ix, "IndexName")?,
                 key_schema: key_schema(ix.get("KeySchema"))?,
-                projection_type: text(projection.and_then(|p| p.get("ProjectionType")))
-                    .unwrap_or_else(|| "ALL".into()),
+                projection_type: text(projection.and_then(|p| p.get("ProjectionType"))).unwrap_or_else(|| "ALL".into()),
                 non_key_attributes: projection
                     .and_then(|p| p.get("NonKeyAttributes"))
                     .and_then(Value::as_sequence)
@@ -224,14 +206,10 @@ impl TableDefinition {
             local_secondary_indexes: indexes(props.get("LocalSecondaryIndexes"))?,
             billing_mode: text(props.get("BillingMode")).unwrap_or_else(|| "PROVISIONED".into()),
             provisioned_throughput: throughput(props.get("ProvisionedThroughput"))?,
-            ttl_attribute: ttl
-                .filter(|t| is_true(t.get("Enabled")))
-                .and_then(|t| text(t.get("AttributeName"))),
+            ttl_attribute: ttl.filter(|t| is_true(t.get("Enabled"))).and_then(|t| text(t.get("AttributeName"))),
             stream_view_type: stream.and_then(|s| text(s.get("StreamViewType"))),
             point_in_time_recovery: is_true(
-                props
-                    .get("PointInTimeRecoverySpecification")
-                    .and_then(|p| p.get("PointInTimeRecoveryEnabled")),
+                props.get("PointInTimeRecoverySpecification").and_then(|p| p.get("PointInTimeRecoveryEnabled")),
             ),
         })
     }
@@ -296,12 +274,7 @@ impl TableDefinition {
             .set_stream_specification(stream)
             .send()
             .await
-            .map_err(|e| {
-                Error::Aws(format!(
-                    "CreateTable {table_name}: {}",
-                    DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| Error::Aws(format!("CreateTable {table_name}: {}", DisplayErrorContext(e))))?;
         wait_active(client, table_name).await?;
         if let Some(attribute) = &self.ttl_attribute {
             let spec = TimeToLiveSpecification::builder()
@@ -315,12 +288,7 @@ impl TableDefinition {
                 .time_to_live_specification(spec)
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Aws(format!(
-                        "UpdateTimeToLive {table_name}: {}",
-                        DisplayErrorContext(e)
-                    ))
-                })?;
+                .map_err(|e| Error::Aws(format!("UpdateTimeToLive {table_name}: {}", DisplayErrorContext(e))))?;
         }
         Ok(())
     }
@@ -329,16 +297,10 @@ impl TableDefinition {
     pub async fn ensure(&self, client: &Client, table_name: &str) -> Result<bool> {
         match client.describe_table().table_name(table_name).send().await {
             Ok(_) => Ok(false),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
                 self.create(client, table_name).await.map(|()| true)
             }
-            Err(e) => Err(Error::Aws(format!(
-                "DescribeTable {table_name}: {}",
-                DisplayErrorContext(e)
-            ))),
+            Err(e) => Err(Error::Aws(format!("DescribeTable {table_name}: {}", DisplayErrorContext(e)))),
         }
     }
 }
@@ -352,25 +314,16 @@ async fn wait_active(client: &Client, table_name: &str) -> Result<()> {
             .table_name(table_name)
             .send()
             .await
-            .map_err(|e| {
-                Error::Aws(format!(
-                    "DescribeTable {table_name}: {}",
-                    DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| Error::Aws(format!("DescribeTable {table_name}: {}", DisplayErrorContext(e))))?;
         if let Some(table) = out.table() {
-            let gsis_active = table
-                .global_secondary_indexes()
-                .iter()
-                .all(|g| g.index_status() == Some(&IndexStatus::Active));
+            let gsis_active =
+                table.global_secondary_indexes().iter().all(|g| g.index_status() == Some(&IndexStatus::Active));
             if table.table_status() == Some(&TableStatus::Active) && gsis_active {
                 return Ok(());
             }
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(Error::Aws(format!(
-                "table {table_name} not ACTIVE after 60 s"
-            )));
+            return Err(Error::Aws(format!("table {table_name} not ACTIVE after 60 s")));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -405,13 +358,7 @@ Resources:
         let d = t.table_definition().unwrap();
         assert_eq!(d.logical_id, "T");
         assert_eq!(d.billing_mode, "PAY_PER_REQUEST");
-        assert_eq!(
-            d.key_schema,
-            vec![KeyElement {
-                name: "pk".into(),
-                key_type: "HASH".into()
-            }]
-        );
+        assert_eq!(d.key_schema, vec![KeyElement { name: "pk".into(), key_type: "HASH".into() }]);
         assert_eq!(d.attribute_definitions.len(), 2);
         assert_eq!(d.global_secondary_indexes[0].name, "by-g");
         assert_eq!(d.global_secondary_indexes[0].non_key_attributes, vec!["a"]);
@@ -436,9 +383,6 @@ Resources:
         assert_eq!(d.ttl_attribute, None);
         assert_eq!(d.billing_mode, "PROVISIONED");
         assert_eq!(d.provisioned_throughput, Some((1, 2)));
-        assert!(Template::from_yaml("Resources: {}", "")
-            .unwrap()
-            .table_definition()
-            .is_err());
+        assert!(Template::from_yaml("Resources: {}", "").unwrap().table_definition().is_err());
     }
 }

@@ -34,10 +34,7 @@ impl Template {
     /// Unknown parameter names and values violating the declared constraints are errors.
     pub fn load_with_overrides(path: impl AsRef<Path>, overrides: &str) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
         Self::from_yaml(&text, overrides)
     }
 
@@ -110,9 +107,7 @@ impl Template {
                     continue;
                 }
             }
-            let id = id
-                .as_str()
-                .ok_or_else(|| template_error("resource ids must be strings"))?;
+            let id = id.as_str().ok_or_else(|| template_error("resource ids must be strings"))?;
             found.push(id.to_owned());
         }
         Ok(found)
@@ -124,27 +119,14 @@ impl Template {
         match ids.len() {
             1 => Ok(ids.remove(0)),
             0 => Err(template_error(format!("no {kind} resource"))),
-            _ => Err(template_error(format!(
-                "more than one {kind} resource: {ids:?}"
-            ))),
+            _ => Err(template_error(format!("more than one {kind} resource: {ids:?}"))),
         }
     }
 
     /// Resources SAM generates from others (API keys, usage plans, stages, roles) that `!Ref` may name.
     pub(crate) fn is_generated_resource(&self, logical_id: &str) -> bool {
-        [
-            "ApiKey",
-            "UsagePlan",
-            "UsagePlanKey",
-            "Deployment",
-            "Stage",
-            "Role",
-        ]
-        .iter()
-        .any(|suffix| {
-            logical_id
-                .strip_suffix(suffix)
-                .is_some_and(|base| !base.is_empty() && self.resource_prefix_exists(base))
+        ["ApiKey", "UsagePlan", "UsagePlanKey", "Deployment", "Stage", "Role"].iter().any(|suffix| {
+            logical_id.strip_suffix(suffix).is_some_and(|base| !base.is_empty() && self.resource_prefix_exists(base))
         })
     }
 
@@ -158,10 +140,7 @@ impl Template {
 
     /// A resolver using `names` (logical id → physical name) for resource references.
     pub(crate) fn resolver<'a>(&'a self, names: &'a BTreeMap<String, String>) -> Resolver<'a> {
-        Resolver {
-            template: self,
-            names,
-        }
+        Resolver { template: self, names }
     }
 
     /// `Properties` of a resource merged over `Globals.<section>` (maps merge deeply, the resource wins).
@@ -172,11 +151,7 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
-        if let Some(props) = self
-            .resource(logical_id)
-            .and_then(|r| r.get("Properties"))
-            .and_then(Value::as_mapping)
-        {
+        if let Some(props) = self.resource(logical_id).and_then(|r| r.get("Properties")).and_then(Value::as_mapping) {
             merge(&mut merged, props);
         }
         merged
@@ -195,12 +170,7 @@ fn merge(base: &mut Mapping, over: &Mapping) {
 }
 
 fn is_intrinsic_map(map: &Mapping) -> bool {
-    map.len() == 1
-        && map
-            .keys()
-            .next()
-            .and_then(Value::as_str)
-            .is_some_and(|k| k == "Ref" || k.starts_with("Fn::"))
+    map.len() == 1 && map.keys().next().and_then(Value::as_str).is_some_and(|k| k == "Ref" || k.starts_with("Fn::"))
 }
 
 #[cfg(test)]
@@ -218,8 +188,7 @@ mod tests {
         .unwrap();
         let p = t.properties_with_globals("F", "Function");
         let expected: Mapping =
-            serde_norway::from_str("{Timeout: 3, Environment: {Variables: {A: '1', B: '3'}}}")
-                .unwrap();
+            serde_norway::from_str("{Timeout: 3, Environment: {Variables: {A: '1', B: '3'}}}").unwrap();
         assert_eq!(p, expected);
     }
 

@@ -26,10 +26,7 @@ type Events = Arc<Mutex<Vec<Value>>>;
 async fn lambda_reply(request: Request<Incoming>, events: Events) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let body = request.into_body().collect().await.unwrap().to_bytes();
-    events
-        .lock()
-        .unwrap()
-        .push(serde_json::from_slice(&body).unwrap());
+    events.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
     let function = path.split('/').nth(3).unwrap_or_default().to_owned();
     let reply = |payload: Value| Response::new(Full::new(Bytes::from(payload.to_string())));
     match function.as_str() {
@@ -42,8 +39,7 @@ async fn lambda_reply(request: Request<Incoming>, events: Events) -> Response<Fu
         })),
         "login" => {
             let mut r = reply(json!({"errorType": "Panic", "errorMessage": "boom"}));
-            r.headers_mut()
-                .insert("x-amz-function-error", "Unhandled".parse().unwrap());
+            r.headers_mut().insert("x-amz-function-error", "Unhandled".parse().unwrap());
             r
         }
         "refresh" => {
@@ -82,11 +78,8 @@ struct Running {
 
 async fn start(overrides: &str) -> Running {
     let (lambda, events) = fake_lambda().await;
-    let template = Template::load_with_overrides(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
-        overrides,
-    )
-    .unwrap();
+    let template =
+        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), overrides).unwrap();
     let options = GatewayOptions {
         lambda_endpoint: lambda,
         api_keys: vec![KEY.into()],
@@ -100,22 +93,11 @@ async fn start(overrides: &str) -> Running {
     let done = tokio::spawn(gateway.serve(listener, async {
         let _ = stopped.await;
     }));
-    Running {
-        addr,
-        events,
-        stop: Some(stop),
-        done,
-    }
+    Running { addr, events, stop: Some(stop), done }
 }
 
 impl Running {
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, HeaderMap, String) {
+    async fn send(&self, method: Method, path: &str, key: Option<&str>, body: &str) -> (StatusCode, HeaderMap, String) {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let mut request = Request::builder()
             .method(method)
@@ -125,21 +107,10 @@ impl Running {
         if let Some(key) = key {
             request = request.header("x-api-key", key);
         }
-        let response = client
-            .request(
-                request
-                    .body(Full::new(Bytes::from(body.to_owned())))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response = client.request(request.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8(body.to_vec()).unwrap(),
-        )
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
     }
 
     async fn stop(mut self) {
@@ -155,11 +126,7 @@ fn problem(body: &str) -> Value {
 #[tokio::test]
 async fn rejects_unknown_routes_and_bad_keys_with_template_responses() {
     let gw = start("").await;
-    for (method, path) in [
-        (Method::POST, "/nope"),
-        (Method::GET, "/register"),
-        (Method::POST, "/v1/register"),
-    ] {
+    for (method, path) in [(Method::POST, "/nope"), (Method::GET, "/register"), (Method::POST, "/v1/register")] {
         let (status, headers, body) = gw.send(method, path, Some(KEY), "{}").await;
         assert_eq!(status, 404, "{path}");
         assert_eq!(headers["content-type"], "application/problem+json");
@@ -185,15 +152,9 @@ async fn answers_cors_preflight_without_a_key() {
     let gw = start("CorsAllowedOrigin=https://app.example.com").await;
     let (status, headers, body) = gw.send(Method::OPTIONS, "/users/42", None, "").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        headers["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(headers["access-control-allow-methods"], "GET,POST,OPTIONS");
-    assert_eq!(
-        headers["access-control-allow-headers"],
-        "Content-Type,Authorization,X-Api-Key"
-    );
+    assert_eq!(headers["access-control-allow-headers"], "Content-Type,Authorization,X-Api-Key");
     assert_eq!(headers["access-control-max-age"], "600");
     assert!(body.is_empty());
     let (status, _, _) = gw.send(Method::OPTIONS, "/nope", None, "").await;
@@ -204,14 +165,7 @@ async fn answers_cors_preflight_without_a_key() {
 #[tokio::test]
 async fn proxies_to_the_function_with_a_rest_v1_event() {
     let gw = start("").await;
-    let (status, headers, body) = gw
-        .send(
-            Method::POST,
-            "/register?src=test",
-            Some(KEY),
-            "{\"email\":\"a@b.c\"}",
-        )
-        .await;
+    let (status, headers, body) = gw.send(Method::POST, "/register?src=test", Some(KEY), "{\"email\":\"a@b.c\"}").await;
     assert_eq!(status, 201);
     assert_eq!(body, "{\"created\":true}");
     assert_eq!(headers["x-fn"], "register");
@@ -233,16 +187,8 @@ async fn proxies_to_the_function_with_a_rest_v1_event() {
     assert_eq!(rc["identity"]["apiKey"], KEY);
     assert_eq!(rc["identity"]["sourceIp"], "127.0.0.1");
     assert_eq!(rc["identity"]["userAgent"], "gateway-test");
-    assert_eq!(
-        rc["requestId"],
-        headers["x-amzn-requestid"].to_str().unwrap()
-    );
-    assert_eq!(
-        uuid::Uuid::parse_str(rc["requestId"].as_str().unwrap())
-            .unwrap()
-            .get_version_num(),
-        4
-    );
+    assert_eq!(rc["requestId"], headers["x-amzn-requestid"].to_str().unwrap());
+    assert_eq!(uuid::Uuid::parse_str(rc["requestId"].as_str().unwrap()).unwrap().get_version_num(), 4);
     gw.stop().await;
 }
 
@@ -250,27 +196,13 @@ async fn proxies_to_the_function_with_a_rest_v1_event() {
 async fn function_failures_become_502_and_slow_functions_504() {
     let gw = start("").await;
     for path in ["/login", "/users/abc"] {
-        let method = if path == "/login" {
-            Method::POST
-        } else {
-            Method::GET
-        };
+        let method = if path == "/login" { Method::POST } else { Method::GET };
         let (status, headers, body) = gw.send(method, path, Some(KEY), "{}").await;
         assert_eq!(status, 502, "{path}");
         assert_eq!(headers["content-type"], "application/problem+json");
-        assert_eq!(
-            problem(&body)["detail"],
-            "The service could not complete the request."
-        );
+        assert_eq!(problem(&body)["detail"], "The service could not complete the request.");
     }
-    let get_user = gw
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"] == "/users/{id}")
-        .cloned()
-        .unwrap();
+    let get_user = gw.events.lock().unwrap().iter().find(|e| e["resource"] == "/users/{id}").cloned().unwrap();
     assert_eq!(get_user["pathParameters"]["id"], "abc");
     let (status, _, _) = gw.send(Method::POST, "/refresh", Some(KEY), "{}").await;
     assert_eq!(status, 504);
@@ -301,11 +233,8 @@ async fn route_throttle_returns_throttled_response() {
 }
 
 fn direct(overrides: &str) -> Gateway {
-    let template = Template::load_with_overrides(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
-        overrides,
-    )
-    .unwrap();
+    let template =
+        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), overrides).unwrap();
     let options = GatewayOptions {
         // Nothing listens on the discard port: invocations fail fast with 502.
         lambda_endpoint: "http://127.0.0.1:9".into(),
@@ -329,24 +258,14 @@ async fn usage_plan_quota_is_per_key() {
     let remote: SocketAddr = "127.0.0.1:5555".parse().unwrap();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(
-            gw.respond(request("/login", KEY, Vec::new()), remote)
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(gw.respond(request("/login", KEY, Vec::new()), remote).await.status().as_u16());
     }
     assert_eq!(statuses, [502, 502, 429]);
     let r = gw.respond(request("/login", KEY, Vec::new()), remote).await;
     assert_eq!(r.headers()["retry-after"], "3600");
     let p: Value = serde_json::from_slice(r.body()).unwrap();
     assert!(p["detail"].as_str().unwrap().contains("quota"));
-    let other = gw
-        .respond(
-            request("/login", "second-key-0123456789", Vec::new()),
-            remote,
-        )
-        .await;
+    let other = gw.respond(request("/login", "second-key-0123456789", Vec::new()), remote).await;
     assert_eq!(other.status(), 502);
 }
 
@@ -361,10 +280,5 @@ async fn bodies_over_10_mb_are_rejected() {
     let p: Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(p["detail"], "Request Too Long");
     let ok = vec![b'a'; localdev::gateway::MAX_BODY_BYTES];
-    assert_eq!(
-        gw.respond(request("/register", KEY, ok), remote)
-            .await
-            .status(),
-        502
-    );
+    assert_eq!(gw.respond(request("/register", KEY, ok), remote).await.status(), 502);
 }

@@ -27,8 +27,7 @@ async fn handler(req: lambda_http::Request) -> Result<Response<lambda_http::Body
     };
     if req.query_string_parameters().first("bin").is_some() {
         let mut r = Response::new(lambda_http::Body::Binary(vec![0xff, 0x00, 0x01]));
-        r.headers_mut()
-            .insert("content-type", "application/octet-stream".parse().unwrap());
+        r.headers_mut().insert("content-type", "application/octet-stream".parse().unwrap());
         return Ok(r);
     }
     let body = json!({
@@ -42,8 +41,7 @@ async fn handler(req: lambda_http::Request) -> Result<Response<lambda_http::Body
         "key": req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
     });
     let mut r = Response::new(lambda_http::Body::Text(body.to_string()));
-    r.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
     r.headers_mut().append("x-multi", "a".parse().unwrap());
     r.headers_mut().append("x-multi", "b".parse().unwrap());
     Ok(r)
@@ -51,19 +49,11 @@ async fn handler(req: lambda_http::Request) -> Result<Response<lambda_http::Body
 
 async fn invoke(request: Request<Incoming>) -> Response<Full<Bytes>> {
     let body = request.into_body().collect().await.unwrap().to_bytes();
-    let event: LambdaRequest =
-        serde_json::from_slice(&body).expect("lambda_http rejects the event");
+    let event: LambdaRequest = serde_json::from_slice(&body).expect("lambda_http rejects the event");
     let mut adapter = Adapter::from(lambda_http::service_fn(handler));
-    std::future::poll_fn(|cx| adapter.poll_ready(cx))
-        .await
-        .unwrap();
-    let response = adapter
-        .call(LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
-    Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(&response).unwrap(),
-    )))
+    std::future::poll_fn(|cx| adapter.poll_ready(cx)).await.unwrap();
+    let response = adapter.call(LambdaEvent::new(event, Context::default())).await.unwrap();
+    Response::new(Full::new(Bytes::from(serde_json::to_vec(&response).unwrap())))
 }
 
 async fn gateway() -> Gateway {
@@ -76,8 +66,7 @@ async fn gateway() -> Gateway {
             tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
     });
-    let template =
-        Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let options = GatewayOptions {
         lambda_endpoint: format!("http://{addr}"),
         api_keys: vec!["k-0123456789abcdef".into()],
@@ -101,9 +90,7 @@ fn request(method: &str, uri: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
 async fn lambda_http_reads_the_event_and_the_gateway_reads_its_response() {
     let gw = Arc::new(gateway().await);
     let remote: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let r = gw
-        .respond(request("GET", "/users/u%2D1?q=1&q=2", Vec::new()), remote)
-        .await;
+    let r = gw.respond(request("GET", "/users/u%2D1?q=1&q=2", Vec::new()), remote).await;
     assert_eq!(r.status(), 200);
     let multi: Vec<_> = r.headers().get_all("x-multi").iter().collect();
     assert_eq!(multi, ["a", "b"]);
@@ -115,25 +102,16 @@ async fn lambda_http_reads_the_event_and_the_gateway_reads_its_response() {
     assert_eq!(v["stage"], "v1");
     assert_eq!(v["key"], "k-0123456789abcdef");
 
-    let r = gw
-        .respond(
-            request("POST", "/login", br#"{"email":"a@b.c"}"#.to_vec()),
-            remote,
-        )
-        .await;
+    let r = gw.respond(request("POST", "/login", br#"{"email":"a@b.c"}"#.to_vec()), remote).await;
     let v: Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(v["body"], r#"{"email":"a@b.c"}"#);
     assert_eq!(v["binary_body"], false);
 
-    let r = gw
-        .respond(request("POST", "/refresh", vec![0xff, 0xfe]), remote)
-        .await;
+    let r = gw.respond(request("POST", "/refresh", vec![0xff, 0xfe]), remote).await;
     let v: Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(v["binary_body"], true);
 
-    let r = gw
-        .respond(request("GET", "/users/x?bin=1", Vec::new()), remote)
-        .await;
+    let r = gw.respond(request("GET", "/users/x?bin=1", Vec::new()), remote).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
     assert_eq!(r.body().as_ref(), [0xff, 0x00, 0x01]);

@@ -15,22 +15,9 @@ fn routes_match_the_spec() {
     let routes = load("").unwrap().routes().unwrap();
     let summary: Vec<_> = routes
         .iter()
-        .map(|r| {
-            (
-                r.method.as_str(),
-                r.path.as_str(),
-                r.binary.as_str(),
-                r.api_key_required,
-                r.throttle,
-            )
-        })
+        .map(|r| (r.method.as_str(), r.path.as_str(), r.binary.as_str(), r.api_key_required, r.throttle))
         .collect();
-    let t = |rate: f64, burst: i64| {
-        Some(Throttle {
-            rate_limit: rate,
-            burst_limit: burst,
-        })
-    };
+    let t = |rate: f64, burst: i64| Some(Throttle { rate_limit: rate, burst_limit: burst });
     assert_eq!(
         summary,
         vec![
@@ -50,44 +37,21 @@ fn api_settings() {
     assert!(api.api_key_required);
     assert!(!api.api_key_required_on_preflight);
     let plan = api.usage_plan.as_ref().unwrap();
-    assert_eq!(
-        plan.throttle,
-        Some(Throttle {
-            rate_limit: 410.0,
-            burst_limit: 820
-        })
-    );
+    assert_eq!(plan.throttle, Some(Throttle { rate_limit: 410.0, burst_limit: 820 }));
     let quota = plan.quota.unwrap();
     assert_eq!((quota.limit, quota.period), (10_000_000, QuotaPeriod::Day));
     let cors = api.cors.as_ref().unwrap();
     assert_eq!(cors.allow_origin, "*");
-    assert_eq!(
-        cors.allow_headers.as_deref(),
-        Some("Content-Type,Authorization,X-Api-Key")
-    );
+    assert_eq!(cors.allow_headers.as_deref(), Some("Content-Type,Authorization,X-Api-Key"));
     assert_eq!(cors.allow_methods.as_deref(), Some("GET,POST,OPTIONS"));
-    for kind in [
-        "THROTTLED",
-        "QUOTA_EXCEEDED",
-        "INVALID_API_KEY",
-        "MISSING_AUTHENTICATION_TOKEN",
-        "DEFAULT_4XX",
-        "DEFAULT_5XX",
-    ] {
+    for kind in
+        ["THROTTLED", "QUOTA_EXCEEDED", "INVALID_API_KEY", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"]
+    {
         let response = &api.gateway_responses[kind];
-        assert!(
-            response.templates.contains_key("application/json"),
-            "{kind}"
-        );
-        assert!(
-            response.headers.iter().any(|(h, _)| h == "X-Request-Id"),
-            "{kind}"
-        );
+        assert!(response.templates.contains_key("application/json"), "{kind}");
+        assert!(response.headers.iter().any(|(h, _)| h == "X-Request-Id"), "{kind}");
     }
-    assert_eq!(
-        api.gateway_responses["MISSING_AUTHENTICATION_TOKEN"].status_code,
-        Some(404)
-    );
+    assert_eq!(api.gateway_responses["MISSING_AUTHENTICATION_TOKEN"].status_code, Some(404));
     assert_eq!(api.gateway_responses["THROTTLED"].status_code, Some(429));
 }
 
@@ -97,19 +61,8 @@ fn overrides_apply_and_are_validated() {
     let api = t.api().unwrap();
     assert_eq!(api.stage_name, "dev");
     assert_eq!(api.cors.unwrap().allow_origin, "https://app.example.com");
-    let login = t
-        .routes()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.binary == "login")
-        .unwrap();
-    assert_eq!(
-        login.throttle,
-        Some(Throttle {
-            rate_limit: 5.0,
-            burst_limit: 7
-        })
-    );
+    let login = t.routes().unwrap().into_iter().find(|r| r.binary == "login").unwrap();
+    assert_eq!(login.throttle, Some(Throttle { rate_limit: 5.0, burst_limit: 7 }));
     for bad in [
         "Unknown=1",
         "LogLevel=LOUD",
@@ -126,10 +79,7 @@ fn overrides_apply_and_are_validated() {
 #[test]
 fn function_environment_resolves_to_local_names() {
     let t = load("PasswordMinLength=20").unwrap();
-    let names = LocalNames {
-        table_name: "auth-local".into(),
-        secret_name: "signing-local".into(),
-    };
+    let names = LocalNames { table_name: "auth-local".into(), secret_name: "signing-local".into() };
     let env = t.function_environment(&names).unwrap();
     let expected = [
         ("TABLE_NAME", "auth-local"),
@@ -146,12 +96,7 @@ fn function_environment_resolves_to_local_names() {
     for (k, v) in expected {
         assert_eq!(env[k], v, "{k}");
     }
-    for function in [
-        "RegisterFunction",
-        "LoginFunction",
-        "RefreshFunction",
-        "GetUserFunction",
-    ] {
+    for function in ["RegisterFunction", "LoginFunction", "RefreshFunction", "GetUserFunction"] {
         assert_eq!(t.function_environment_for(function, &names).unwrap(), env);
     }
     let runtime = t.runtime_environment().unwrap();
@@ -165,13 +110,7 @@ fn table_and_secret() {
     let table = t.table_definition().unwrap();
     assert_eq!(table.logical_id, "AuthTable");
     assert_eq!(table.key_schema.len(), 1);
-    assert_eq!(
-        (
-            table.key_schema[0].name.as_str(),
-            table.key_schema[0].key_type.as_str()
-        ),
-        ("pk", "HASH")
-    );
+    assert_eq!((table.key_schema[0].name.as_str(), table.key_schema[0].key_type.as_str()), ("pk", "HASH"));
     assert_eq!(table.attribute_definitions.len(), 1);
     assert_eq!(table.attribute_definitions[0].attribute_type, "S");
     assert_eq!(table.billing_mode, "PAY_PER_REQUEST");

@@ -57,7 +57,10 @@ impl Config {
                     if (min..=max).contains(&value) {
                         Ok(value)
                     } else {
-                        Err(ConfigError::Invalid { name, reason: format!("must be between {min} and {max}, got {value}") })
+                        Err(ConfigError::Invalid {
+                            name,
+                            reason: format!("must be between {min} and {max}, got {value}"),
+                        })
                     }
                 }
             }

@@ -166,7 +166,9 @@ impl ApiError {
             Self::MissingAccessToken => vec![(WWW_AUTHENTICATE, "Bearer".into())],
             Self::InvalidAccessToken(_) => vec![(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into())],
             Self::MethodNotAllowed(allow) => vec![(ALLOW, (*allow).into())],
-            Self::Dependency(DependencyError::Unavailable { .. }) => vec![(RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+            Self::Dependency(DependencyError::Unavailable { .. }) => {
+                vec![(RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -188,9 +190,7 @@ impl ApiError {
             Self::EmailTaken => "An account with this email address already exists.".into(),
             Self::InvalidCredentials => "The email address or password is incorrect.".into(),
             Self::InvalidRefreshToken(_) => "The refresh token is invalid, expired, revoked or already used.".into(),
-            Self::MissingAccessToken | Self::InvalidAccessToken(_) => {
-                "A valid bearer access token is required.".into()
-            }
+            Self::MissingAccessToken | Self::InvalidAccessToken(_) => "A valid bearer access token is required.".into(),
             Self::Forbidden => "An access token only grants access to its own user.".into(),
             Self::NotFound => "The requested resource does not exist.".into(),
             Self::MethodNotAllowed(allow) => format!("This resource only supports {allow}."),
@@ -270,7 +270,8 @@ mod tests {
 
     #[test]
     fn given_an_unavailable_dependency_when_mapped_then_retry_after_is_sent() {
-        let error = ApiError::Dependency(DependencyError::Unavailable { service: "Secrets Manager", source: "timeout".into() });
+        let error =
+            ApiError::Dependency(DependencyError::Unavailable { service: "Secrets Manager", source: "timeout".into() });
         assert!(error.headers().iter().any(|(name, _)| name == http::header::RETRY_AFTER));
     }
 

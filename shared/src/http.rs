@@ -117,7 +117,10 @@ pub fn require_method(req: &Request, allowed: &'static http::Method) -> Result<(
 
 /// The single value of a header, refusing a header sent twice (which proxies and frameworks
 /// resolve differently).
-pub fn single_header<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Result<Option<&'a HeaderValue>, ApiError> {
+pub fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'a HeaderValue>, ApiError> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -296,10 +299,21 @@ mod tests {
 
     #[test]
     fn given_json_media_types_when_checking_then_only_utf8_json_passes() {
-        for ok in ["application/json", "Application/JSON; charset=UTF-8", "application/problem+json", "application/json;charset=\"utf-8\""] {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/problem+json",
+            "application/json;charset=\"utf-8\"",
+        ] {
             assert!(is_json(&HeaderValue::from_static(ok)), "{ok}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "json", "multipart/form-data"] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin1",
+            "json",
+            "multipart/form-data",
+        ] {
             assert!(!is_json(&HeaderValue::from_static(bad)), "{bad}");
         }
     }

@@ -32,9 +32,16 @@ pub struct SigningKey {
 impl SigningKey {
     pub fn new(kid: impl Into<String>, secret: &[u8]) -> Result<Self, DependencyError> {
         if secret.len() < MIN_KEY_BYTES {
-            return Err(DependencyError::failed(SERVICE, format!("signing key must be at least {MIN_KEY_BYTES} bytes")));
+            return Err(DependencyError::failed(
+                SERVICE,
+                format!("signing key must be at least {MIN_KEY_BYTES} bytes"),
+            ));
         }
-        Ok(Self { kid: kid.into(), encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) })
+        Ok(Self {
+            kid: kid.into(),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        })
     }
 }
 
@@ -147,7 +154,10 @@ impl SigningKeys {
     }
 
     async fn refresh(&self, cache: &mut Cache) -> Result<(), DependencyError> {
-        let current = self.fetch("AWSCURRENT").await?.ok_or_else(|| DependencyError::failed(SERVICE, "secret has no AWSCURRENT version"))?;
+        let current = self
+            .fetch("AWSCURRENT")
+            .await?
+            .ok_or_else(|| DependencyError::failed(SERVICE, "secret has no AWSCURRENT version"))?;
         if cache.current.as_ref().is_none_or(|old| old.kid != current.kid) {
             cache.previous = None;
         }

@@ -14,9 +14,9 @@ pub mod keys;
 pub mod password;
 pub mod store;
 pub mod telemetry;
-pub mod tokens;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tokens;
 
 pub use config::Config;
 pub use error::{ApiError, DependencyError};

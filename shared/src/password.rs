@@ -19,7 +19,8 @@ pub const PARALLELISM: u32 = 1;
 /// A well-formed argon2id hash at the live parameters whose digest is random bytes, so that no
 /// password matches it. Verified against when the email is unknown; a unit test checks that its
 /// parameters track the live ones.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2VydmVybGVzcy1hdXRoLWR1bW15$Nq9mo6yjSLdtuH8B0JdzwqT3LaWSbqbd4ZHmJrDlhmk";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2VydmVybGVzcy1hdXRoLWR1bW15$Nq9mo6yjSLdtuH8B0JdzwqT3LaWSbqbd4ZHmJrDlhmk";
 
 fn hasher() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("constant argon2 parameters are valid");
@@ -34,7 +35,9 @@ fn hash_blocking(password: &SecretString) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(format!("argon2 hashing failed: {e}").into()))
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(e.into()))?
 }
 
@@ -137,7 +140,9 @@ mod tests {
             .hash_password(b"tangerine submarine 42", &SaltString::generate(&mut OsRng))
             .unwrap()
             .to_string();
-        let Verification::Match { rehashed: Some(new_hash) } = verify(submitted("tangerine submarine 42"), Some(weak)).await.unwrap() else {
+        let Verification::Match { rehashed: Some(new_hash) } =
+            verify(submitted("tangerine submarine 42"), Some(weak)).await.unwrap()
+        else {
             panic!("expected a rehash");
         };
         assert!(new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));

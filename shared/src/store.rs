@@ -11,9 +11,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +88,10 @@ pub struct NewSession<'a> {
 /// The outcome of presenting a refresh token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
-    Rotated { user_id: String, expires_at: i64 },
+    Rotated {
+        user_id: String,
+        expires_at: i64,
+    },
     /// No such family.
     Unknown,
     Expired,
@@ -131,7 +136,12 @@ impl Store {
 
     /// Writes the profile and the credentials item in one transaction; the email item's
     /// `attribute_not_exists` condition makes the email unique even under concurrent sign-ups.
-    pub async fn register(&self, user: &User, email: &Email, password_hash: &str) -> Result<Registration, DependencyError> {
+    pub async fn register(
+        &self,
+        user: &User,
+        email: &Email,
+        password_hash: &str,
+    ) -> Result<Registration, DependencyError> {
         let put = |item, what| {
             Put::builder()
                 .table_name(&self.table)
@@ -143,7 +153,11 @@ impl Store {
         };
         let user_put = put(to_item(&UserItem { pk: user_key(&user.id), user: user.clone() })?, "user")?;
         let email_put = put(
-            to_item(&CredentialsItem { pk: email_key(email), user_id: user.id.clone(), password_hash: password_hash.to_owned() })?,
+            to_item(&CredentialsItem {
+                pk: email_key(email),
+                user_id: user.id.clone(),
+                password_hash: password_hash.to_owned(),
+            })?,
             "credentials",
         )?;
 
@@ -193,7 +207,12 @@ impl Store {
     }
 
     /// Replaces a password hash that used weaker parameters, unless it changed meanwhile.
-    pub async fn upgrade_password_hash(&self, email: &Email, old_hash: &str, new_hash: &str) -> Result<(), DependencyError> {
+    pub async fn upgrade_password_hash(
+        &self,
+        email: &Email,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<(), DependencyError> {
         let result = self
             .client
             .update_item()
@@ -250,7 +269,13 @@ impl Store {
     /// Replaces the family's current token hash `presented` by `replacement` in one conditional
     /// update, so that of any number of concurrent presentations exactly one succeeds. Expiry is
     /// checked here too, since DynamoDB deletes expired items lazily.
-    pub async fn rotate_session(&self, family_id: &str, presented: &str, replacement: &str, now: i64) -> Result<Rotation, DependencyError> {
+    pub async fn rotate_session(
+        &self,
+        family_id: &str,
+        presented: &str,
+        replacement: &str,
+        now: i64,
+    ) -> Result<Rotation, DependencyError> {
         let result = self
             .client
             .update_item()

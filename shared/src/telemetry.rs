@@ -16,8 +16,20 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Crates whose verbose output may carry request or response bodies.
-const CAPPED_TARGETS: &[&str] =
-    &["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_smithy_http", "aws_smithy_http_client", "aws_sdk_dynamodb", "aws_sdk_secretsmanager", "aws_config", "aws_runtime", "hyper", "hyper_util", "h2", "rustls"];
+const CAPPED_TARGETS: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_sdk_dynamodb",
+    "aws_sdk_secretsmanager",
+    "aws_config",
+    "aws_runtime",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
 
 /// The filter for `level`, with [`CAPPED_TARGETS`] held at INFO or less.
 pub fn filter(level: LevelFilter) -> EnvFilter {
@@ -35,7 +47,8 @@ pub fn subscriber<W>(writer: W, level: LevelFilter, json: bool) -> Box<dyn Subsc
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt().with_target(false).without_time().with_env_filter(filter(level)).with_writer(writer);
+    let builder =
+        tracing_subscriber::fmt().with_target(false).without_time().with_env_filter(filter(level)).with_writer(writer);
     if json {
         Box::new(builder.json().finish())
     } else {

@@ -86,7 +86,10 @@ pub fn parts(response: lambda_http::Response<lambda_http::Body>) -> (u16, http::
 }
 
 /// Asserts an RFC 9457 problem with this status and returns its body.
-pub fn assert_problem(response: lambda_http::Response<lambda_http::Body>, status: u16) -> (http::HeaderMap, serde_json::Value) {
+pub fn assert_problem(
+    response: lambda_http::Response<lambda_http::Body>,
+    status: u16,
+) -> (http::HeaderMap, serde_json::Value) {
     let (actual, headers, body) = parts(response);
     assert_eq!(actual, status, "unexpected status; body: {body}");
     assert_eq!(headers.get("content-type").map(|v| v.to_str().unwrap()), Some("application/problem+json"));
@@ -100,5 +103,8 @@ pub fn assert_problem(response: lambda_http::Response<lambda_http::Body>, status
 
 /// The `field` names of a 422 problem's `errors`.
 pub fn error_fields(problem: &serde_json::Value) -> Vec<String> {
-    problem["errors"].as_array().map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }

@@ -83,7 +83,8 @@ impl AccessTokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidAccessToken("token too long"));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken("malformed header"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken("malformed header"))?;
         if header.alg != ALGORITHM {
             return Err(ApiError::InvalidAccessToken("unexpected algorithm"));
         }
@@ -190,7 +191,13 @@ impl RefreshToken {
 }
 
 /// Builds the `/login` and `/refresh` response body.
-pub fn token_pair(access_token: String, settings: &TokenSettings, refresh: &RefreshToken, refresh_expires_at: i64, now: i64) -> TokenPair {
+pub fn token_pair(
+    access_token: String,
+    settings: &TokenSettings,
+    refresh: &RefreshToken,
+    refresh_expires_at: i64,
+    now: i64,
+) -> TokenPair {
     TokenPair {
         access_token,
         token_type: "Bearer",

@@ -35,7 +35,9 @@ pub fn sdk_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "tests")))
-        .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build(),
+        )
         .build()
 }
 
@@ -91,11 +93,15 @@ impl Stack {
             panic!("creating table {table} on DynamoDB Local failed ({e}); run the suite with `make test`, which starts the emulators")
         });
         let spec = template.secret_spec().expect("template declares the signing-key secret");
-        spec.ensure(&secrets, &secret_id).await.unwrap_or_else(|e| panic!("creating secret on moto failed ({e}); run `make test`"));
+        spec.ensure(&secrets, &secret_id)
+            .await
+            .unwrap_or_else(|e| panic!("creating secret on moto failed ({e}); run `make test`"));
 
-        let mut env: Vec<(String, String)> = vec![("TABLE_NAME".into(), table.clone()), ("SIGNING_KEY_SECRET_ID".into(), secret_id.clone())];
+        let mut env: Vec<(String, String)> =
+            vec![("TABLE_NAME".into(), table.clone()), ("SIGNING_KEY_SECRET_ID".into(), secret_id.clone())];
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())).expect("valid test config");
+        let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("valid test config");
 
         let tokens = || {
             let keys = SigningKeys::from_secrets_manager(secrets.clone(), &secret_id, config.key_cache_ttl);
@@ -104,7 +110,11 @@ impl Stack {
         let store = Store::new(dynamodb.clone(), &table);
         let cors = config.cors_allowed_origin.clone();
         Self {
-            register: register::Deps { store: store.clone(), policy: config.password_policy, cors_allowed_origin: cors.clone() },
+            register: register::Deps {
+                store: store.clone(),
+                policy: config.password_policy,
+                cors_allowed_origin: cors.clone(),
+            },
             login: login::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
             refresh: refresh::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
             get_user: get_user::Deps { store, tokens: tokens(), cors_allowed_origin: cors },
@@ -155,14 +165,17 @@ impl Stack {
 
     /// Registers a user; returns the `201` body.
     pub async fn register_user(&self, email: &str, password: &str, name: &str) -> Value {
-        let (status, _, body) = parts(self.post("register", &serde_json::json!({"email": email, "password": password, "name": name})).await);
+        let (status, _, body) = parts(
+            self.post("register", &serde_json::json!({"email": email, "password": password, "name": name})).await,
+        );
         assert_eq!(status, 201, "registration failed: {body}");
         body
     }
 
     /// Logs in; returns the `200` body.
     pub async fn login_user(&self, email: &str, password: &str) -> Value {
-        let (status, _, body) = parts(self.post("login", &serde_json::json!({"email": email, "password": password})).await);
+        let (status, _, body) =
+            parts(self.post("login", &serde_json::json!({"email": email, "password": password})).await);
         assert_eq!(status, 200, "login failed: {body}");
         body
     }
@@ -179,7 +192,8 @@ impl Stack {
 
     /// The `pk`s in the table, sorted.
     pub async fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.items().await.iter().filter_map(|item| item.get("pk")?.as_s().ok().cloned()).collect();
+        let mut keys: Vec<String> =
+            self.items().await.iter().filter_map(|item| item.get("pk")?.as_s().ok().cloned()).collect();
         keys.sort();
         keys
     }

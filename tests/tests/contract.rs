@@ -8,14 +8,21 @@ use tests::{assert_problem, error_fields, parts, Stack, PASSWORD};
 #[tokio::test]
 async fn given_valid_fields_when_registering_then_201_with_the_user_and_location() {
     let stack = Stack::new().await;
-    let (status, headers, body) =
-        parts(stack.post("register", &json!({"email": "  Ada@Example.COM ", "password": PASSWORD, "name": "  Ada Lovelace "})).await);
+    let (status, headers, body) = parts(
+        stack
+            .post("register", &json!({"email": "  Ada@Example.COM ", "password": PASSWORD, "name": "  Ada Lovelace "}))
+            .await,
+    );
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     assert_eq!(body["email"], "ada@example.com");
     assert_eq!(body["name"], "Ada Lovelace");
-    assert!(time::OffsetDateTime::parse(body["created_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).is_ok());
+    assert!(time::OffsetDateTime::parse(
+        body["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339
+    )
+    .is_ok());
     assert_eq!(body.as_object().unwrap().len(), 4, "no other members, never the hash: {body}");
     assert_eq!(headers["location"], format!("/users/{id}"));
     assert_eq!(headers["content-type"], "application/json");
@@ -28,7 +35,12 @@ async fn given_a_taken_email_in_any_case_when_registering_then_409_and_nothing_i
     let stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let before = stack.keys().await;
-    let response = stack.post("register", &json!({"email": "ADA@example.com ", "password": "another fine passphrase", "name": "Imposter"})).await;
+    let response = stack
+        .post(
+            "register",
+            &json!({"email": "ADA@example.com ", "password": "another fine passphrase", "name": "Imposter"}),
+        )
+        .await;
     assert_problem(response, 409);
     assert_eq!(stack.keys().await, before);
 }
@@ -40,7 +52,10 @@ async fn given_invalid_fields_when_registering_then_422_lists_them_and_nothing_i
         (json!({"email": "nope", "password": PASSWORD, "name": "Ada"}), vec!["email"]),
         (json!({"email": "ada@example.com", "password": "short", "name": "Ada"}), vec!["password"]),
         (json!({"email": "ada@example.com", "password": "1234567890QWERTYUIOP", "name": "Ada"}), vec!["password"]),
-        (json!({"email": "lovelace@example.com", "password": "i am LOVELACE forever", "name": "Ada"}), vec!["password"]),
+        (
+            json!({"email": "lovelace@example.com", "password": "i am LOVELACE forever", "name": "Ada"}),
+            vec!["password"],
+        ),
         (json!({"email": "ada@example.com", "password": PASSWORD, "name": " \t "}), vec!["name"]),
         (json!({"email": "ada@example.com", "password": PASSWORD, "name": "x".repeat(101)}), vec!["name"]),
         (json!({"email": "ada@example.com", "password": PASSWORD, "name": "bell\u{7}"}), vec!["name"]),
@@ -78,7 +93,10 @@ async fn given_long_and_unicode_passwords_when_registering_then_they_are_accepte
 async fn given_a_lower_configured_minimum_when_registering_then_it_applies() {
     let stack = Stack::with_env(&[("PASSWORD_MIN_LENGTH", "8")]).await;
     stack.register_user("eight@example.com", "tr0ub4dor", "Eight").await;
-    assert_problem(stack.post("register", &json!({"email": "seven@example.com", "password": "tr0ub4d", "name": "Seven"})).await, 422);
+    assert_problem(
+        stack.post("register", &json!({"email": "seven@example.com", "password": "tr0ub4d", "name": "Seven"})).await,
+        422,
+    );
 }
 
 #[tokio::test]
@@ -105,7 +123,8 @@ async fn given_unreadable_bodies_when_registering_then_400_415_413() {
 async fn given_the_right_password_when_logging_in_then_200_with_a_token_pair() {
     let stack = Stack::new().await;
     let user = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    let (status, headers, body) = parts(stack.post("login", &json!({"email": " ADA@example.com", "password": PASSWORD})).await);
+    let (status, headers, body) =
+        parts(stack.post("login", &json!({"email": " ADA@example.com", "password": PASSWORD})).await);
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(body["token_type"], "Bearer");
@@ -123,7 +142,8 @@ async fn given_a_wrong_password_or_unknown_email_when_logging_in_then_identical_
     let stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let wrong = stack.post("login", &json!({"email": "ada@example.com", "password": "not the password at all"})).await;
-    let unknown = stack.post("login", &json!({"email": "nobody@example.com", "password": "not the password at all"})).await;
+    let unknown =
+        stack.post("login", &json!({"email": "nobody@example.com", "password": "not the password at all"})).await;
     let (wrong_headers, wrong_body) = assert_problem(wrong, 401);
     let (unknown_headers, unknown_body) = assert_problem(unknown, 401);
     assert_eq!(wrong_body, unknown_body);
@@ -190,7 +210,10 @@ async fn given_an_expired_family_when_refreshing_then_401_even_before_ttl_deleti
         .table_name(&stack.table)
         .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(session))
         .update_expression("SET expires_at = :past")
-        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N((shared::now_epoch() - 1).to_string()))
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N((shared::now_epoch() - 1).to_string()),
+        )
         .send()
         .await
         .unwrap();

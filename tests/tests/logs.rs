@@ -42,7 +42,8 @@ async fn given_every_flow_at_trace_level_when_logging_then_no_secret_appears() {
     parts(stack.get_user("me", Some("forged.token.value")).await);
 
     let hash = stack.items().await.iter().find_map(|i| i.get("password_hash")?.as_s().ok().cloned()).unwrap();
-    let token_hashes: Vec<String> = stack.items().await.iter().filter_map(|i| i.get("token_hash")?.as_s().ok().cloned()).collect();
+    let token_hashes: Vec<String> =
+        stack.items().await.iter().filter_map(|i| i.get("token_hash")?.as_s().ok().cloned()).collect();
     let secret = stack.secrets.get_secret_value().secret_id(&stack.secret_id).send().await.unwrap();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -35,7 +35,8 @@ async fn given_a_used_refresh_token_when_replayed_then_the_family_is_revoked_but
     let stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let stolen = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
-    let other_device = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let other_device =
+        stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
 
     let (status, _, legit) = parts(stack.refresh_with(&stolen).await);
     assert_eq!(status, 200);
@@ -95,7 +96,8 @@ async fn given_50_concurrent_registrations_of_one_email_then_exactly_one_201_and
 /// Puts a new version of the signing-key secret, as a rotation would.
 async fn rotate_key(stack: &Stack) -> String {
     let value: String = (0..64).map(|i| char::from(b'a' + (i * 7 + shared::now_epoch() as usize) as u8 % 26)).collect();
-    let output = stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(value).send().await.unwrap();
+    let output =
+        stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(value).send().await.unwrap();
     output.version_id().unwrap().to_owned()
 }
 
@@ -142,10 +144,14 @@ async fn given_a_hash_with_weaker_parameters_when_logging_in_then_it_is_upgraded
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(4096, 1, 1, None).unwrap())
-        .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+    .unwrap()
+    .to_string();
     let key = AttributeValue::S("EMAIL#ada@example.com".into());
     let set_hash = stack
         .dynamodb

@@ -80,7 +80,11 @@ mod tests {
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
 
     fn deps() -> Deps {
-        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+        Deps {
+            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
+            tokens: fixed_tokens(),
+            cors_allowed_origin: None,
+        }
     }
 
     async fn token() -> String {

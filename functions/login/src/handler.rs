@@ -89,10 +89,16 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::testing::{assert_problem, error_fields, event, event_json, fixed_tokens, request_from, unreachable_aws};
+    use shared::testing::{
+        assert_problem, error_fields, event, event_json, fixed_tokens, request_from, unreachable_aws,
+    };
 
     fn deps() -> Deps {
-        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+        Deps {
+            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
+            tokens: fixed_tokens(),
+            cors_allowed_origin: None,
+        }
     }
 
     #[tokio::test]

@@ -43,10 +43,8 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
     let mut fields = JsonFields::from_request(req, &["refresh_token"])?;
     let presented = fields.string("refresh_token");
     fields.finish()?;
-    let presented = presented
-        .as_deref()
-        .and_then(RefreshToken::parse)
-        .ok_or(ApiError::InvalidRefreshToken("malformed"))?;
+    let presented =
+        presented.as_deref().and_then(RefreshToken::parse).ok_or(ApiError::InvalidRefreshToken("malformed"))?;
 
     // Make sure a token can be signed before the presented one is spent: a rotation followed by
     // a failed signature would leave the client holding a used token.
@@ -59,11 +57,18 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
         Rotation::Rotated { user_id, expires_at } => {
             let access_token = deps.tokens.issue(&user_id, now).await?;
             tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, "tokens refreshed");
-            json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &next, expires_at, now))
+            json_response(
+                http::StatusCode::OK,
+                &token_pair(access_token, deps.tokens.settings(), &next, expires_at, now),
+            )
         }
         Rotation::Reused => {
             deps.store.revoke_session(&family_id, now).await?;
-            tracing::warn!(event = "refresh", outcome = "reuse_detected", "used refresh token presented; family revoked");
+            tracing::warn!(
+                event = "refresh",
+                outcome = "reuse_detected",
+                "used refresh token presented; family revoked"
+            );
             Err(ApiError::InvalidRefreshToken("reused"))
         }
         Rotation::Unknown => Err(ApiError::InvalidRefreshToken("unknown")),
@@ -78,7 +83,11 @@ mod tests {
     use shared::testing::{assert_problem, error_fields, event, fixed_tokens, unreachable_aws};
 
     fn deps() -> Deps {
-        Deps { store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"), tokens: fixed_tokens(), cors_allowed_origin: None }
+        Deps {
+            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
+            tokens: fixed_tokens(),
+            cors_allowed_origin: None,
+        }
     }
 
     #[tokio::test]

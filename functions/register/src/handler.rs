@@ -65,7 +65,8 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
         Registration::Created => {
             tracing::info!(event = "register", outcome = "created", user_id = %user.id, "user registered");
             let mut response = json_response(http::StatusCode::CREATED, &user)?;
-            let location = http::HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(|e| ApiError::Internal(e.into()))?;
+            let location = http::HeaderValue::from_str(&format!("/users/{}", user.id))
+                .map_err(|e| ApiError::Internal(e.into()))?;
             response.headers_mut().insert(http::header::LOCATION, location);
             Ok(response)
         }
@@ -101,7 +102,9 @@ mod tests {
 
     #[tokio::test]
     async fn given_unreadable_bodies_when_registering_then_400_415_413() {
-        for (fixture, status) in [("register.malformed.json", 400), ("register.not-json.json", 415), ("register.too-large.json", 413)] {
+        for (fixture, status) in
+            [("register.malformed.json", 400), ("register.not-json.json", 415), ("register.too-large.json", 413)]
+        {
             assert_problem(handle(event(fixture), &deps()).await, status);
         }
     }

@@ -49,9 +49,7 @@ pub struct RequestInfo {
     pub error_type: Option<String>,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// A stable 6-character id for a resource path, like API Gateway's resource ids.
 pub fn resource_id(resource_path: &str) -> String {
@@ -108,10 +106,7 @@ impl RequestInfo {
     }
 
     fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 
     /// The value of `$context.<name>` (`None` when API Gateway would render nothing).
@@ -183,10 +178,7 @@ fn value_maps(pairs: Vec<(String, String)>) -> (Value, Value) {
         single.insert(k.clone(), Value::String(v.clone()));
         multi.entry(k).or_default().push(Value::String(v));
     }
-    let multi = multi
-        .into_iter()
-        .map(|(k, v)| (k, Value::Array(v)))
-        .collect::<Map<_, _>>();
+    let multi = multi.into_iter().map(|(k, v)| (k, Value::Array(v))).collect::<Map<_, _>>();
     (Value::Object(single), Value::Object(multi))
 }
 
@@ -203,66 +195,34 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// Builds the REST API v1 proxy event for a routed request.
-pub fn build_event(
-    info: &RequestInfo,
-    resource_path: &str,
-    params: &BTreeMap<String, String>,
-    body: &[u8],
-) -> Value {
+pub fn build_event(info: &RequestInfo, resource_path: &str, params: &BTreeMap<String, String>, body: &[u8]) -> Value {
     let mut header_pairs: Vec<(String, String)> = info
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let forwarded = info
-        .header("x-forwarded-for")
-        .map_or(info.source_ip.clone(), |f| {
-            format!("{f}, {}", info.source_ip)
-        });
-    let port = info
-        .domain_name
-        .rsplit_once(':')
-        .map_or("80", |(_, p)| p)
-        .to_owned();
+    let forwarded =
+        info.header("x-forwarded-for").map_or(info.source_ip.clone(), |f| format!("{f}, {}", info.source_ip));
+    let port = info.domain_name.rsplit_once(':').map_or("80", |(_, p)| p).to_owned();
     header_pairs.retain(|(k, _)| k != "x-forwarded-for");
     header_pairs.push(("X-Forwarded-For".into(), forwarded));
-    for (name, value) in [
-        ("X-Forwarded-Port", port),
-        ("X-Forwarded-Proto", "http".to_owned()),
-    ] {
+    for (name, value) in [("X-Forwarded-Port", port), ("X-Forwarded-Proto", "http".to_owned())] {
         if info.header(name).is_none() {
             header_pairs.push((name.into(), value));
         }
     }
     if info.header("x-amzn-trace-id").is_none() {
         let id = info.request_id.replace('-', "");
-        let trace = format!(
-            "Root=1-{:08x}-{}",
-            info.received.unix_timestamp(),
-            &id[..24]
-        );
+        let trace = format!("Root=1-{:08x}-{}", info.received.unix_timestamp(), &id[..24]);
         header_pairs.push(("X-Amzn-Trace-Id".into(), trace));
     }
     let (headers, multi_headers) = value_maps(header_pairs);
-    let (query, multi_query) =
-        value_maps(info.query.as_deref().map(query_pairs).unwrap_or_default());
-    let path_parameters = if params.is_empty() {
-        Value::Null
-    } else {
-        json!(params)
-    };
+    let (query, multi_query) = value_maps(info.query.as_deref().map(query_pairs).unwrap_or_default());
+    let path_parameters = if params.is_empty() { Value::Null } else { json!(params) };
     let (body, is_base64) = match (body.is_empty(), std::str::from_utf8(body)) {
         (true, _) => (Value::Null, false),
         (false, Ok(text)) => (Value::String(text.to_owned()), false),
-        (false, Err(_)) => (
-            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
-            true,
-        ),
+        (false, Err(_)) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
     };
     json!({
         "resource": resource_path,
@@ -322,10 +282,7 @@ pub(crate) mod tests {
         assert_eq!(ev["httpMethod"], "GET");
         assert_eq!(ev["pathParameters"]["id"], "a@b");
         assert_eq!(ev["queryStringParameters"]["x"], "2");
-        assert_eq!(
-            ev["multiValueQueryStringParameters"]["x"],
-            json!(["1", "2"])
-        );
+        assert_eq!(ev["multiValueQueryStringParameters"]["x"], json!(["1", "2"]));
         assert_eq!(ev["queryStringParameters"]["y"], " z");
         assert_eq!(ev["queryStringParameters"]["flag"], "");
         assert_eq!(ev["headers"]["accept"], "c/d");
@@ -365,10 +322,7 @@ pub(crate) mod tests {
         let mut info = info();
         info.error_message = Some("Say \"hi\"".into());
         assert_eq!(info.context_value("requestId").unwrap(), info.request_id);
-        assert_eq!(
-            info.context_value("error.messageString").unwrap(),
-            "\"Say \\\"hi\\\"\""
-        );
+        assert_eq!(info.context_value("error.messageString").unwrap(), "\"Say \\\"hi\\\"\"");
         assert_eq!(info.context_value("path").unwrap(), "/v1/users/a%40b");
         assert_eq!(info.context_value("nope"), None);
     }

@@ -29,21 +29,14 @@ impl Invoker {
     /// A client for the Lambda endpoint `endpoint` (e.g. `http://127.0.0.1:9000`).
     pub fn new(endpoint: &str, timeout: Duration) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self {
-            client,
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            timeout,
-        }
+        Self { client, endpoint: endpoint.trim_end_matches('/').to_owned(), timeout }
     }
 
     /// Invokes `function` with `payload` and returns the function's response payload.
     pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<Bytes, InvokeError> {
-        let uri: Uri = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.endpoint
-        )
-        .parse()
-        .map_err(|e| InvokeError::Failed(format!("bad Lambda endpoint: {e}")))?;
+        let uri: Uri = format!("{}/2015-03-31/functions/{function}/invocations", self.endpoint)
+            .parse()
+            .map_err(|e| InvokeError::Failed(format!("bad Lambda endpoint: {e}")))?;
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -65,17 +58,13 @@ impl Invoker {
                 .map_err(|e| InvokeError::Failed(format!("invoke {function}: {e}")))?
                 .to_bytes();
             if !status.is_success() {
-                return Err(InvokeError::Failed(format!(
-                    "invoke {function}: HTTP {status}"
-                )));
+                return Err(InvokeError::Failed(format!("invoke {function}: HTTP {status}")));
             }
             if let Some(kind) = function_error {
                 return Err(InvokeError::Failed(format!("{function} failed: {kind:?}")));
             }
             Ok(body)
         };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(InvokeError::Timeout))
+        tokio::time::timeout(self.timeout, call).await.unwrap_or(Err(InvokeError::Timeout))
     }
 }

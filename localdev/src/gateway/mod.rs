@@ -79,11 +79,7 @@ pub struct Gateway {
 }
 
 fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -112,10 +108,7 @@ fn preflight(cors: &Cors, methods: &[&str]) -> Response<Bytes> {
         m.dedup();
         m.join(",")
     };
-    set(
-        "access-control-allow-methods",
-        &cors.allow_methods.clone().unwrap_or_else(derived),
-    );
+    set("access-control-allow-methods", &cors.allow_methods.clone().unwrap_or_else(derived));
     if let Some(age) = &cors.max_age {
         set("access-control-max-age", age);
     }
@@ -255,19 +248,11 @@ impl Gateway {
             }
         }
         let route_key = format!("{} {}", route.method, route.path);
-        if let Err(refusal) = self
-            .limiter
-            .check_route(&route_key, route.throttle, Instant::now())
-        {
+        if let Err(refusal) = self.limiter.check_route(&route_key, route.throttle, Instant::now()) {
             return fail(Self::refusal(refusal), info);
         }
-        if let (true, Some(plan), Some(key)) =
-            (route.api_key_required, &self.api.usage_plan, &info.api_key)
-        {
-            if let Err(refusal) = self
-                .limiter
-                .check_key(key, plan, Instant::now(), info.received)
-            {
+        if let (true, Some(plan), Some(key)) = (route.api_key_required, &self.api.usage_plan, &info.api_key) {
+            if let Err(refusal) = self.limiter.check_key(key, plan, Instant::now(), info.received) {
                 return fail(Self::refusal(refusal), info);
             }
         }
@@ -279,18 +264,11 @@ impl Gateway {
             Err(_) => return fail(ResponseType::BadGateway, info),
         };
         let event = build_event(info, &route.path, &params, &body);
-        match self
-            .invoker
-            .invoke(&route.binary, Bytes::from(event.to_string()))
-            .await
-        {
+        match self.invoker.invoke(&route.binary, Bytes::from(event.to_string())).await {
             Ok(payload) => match proxy::parse_proxy_response(&payload) {
                 Ok(response) => response,
                 Err(reason) => {
-                    eprintln!(
-                        "{} {}: malformed proxy response: {reason}",
-                        info.request_id, route.binary
-                    );
+                    eprintln!("{} {}: malformed proxy response: {reason}", info.request_id, route.binary);
                     fail(ResponseType::BadGateway, info)
                 }
             },
@@ -312,9 +290,7 @@ impl Gateway {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let response = self.respond(request, remote).await;
-        let now = OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let now = OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         eprintln!(
             "{now} {method} {path} {} {:.1}ms",
             response.status().as_u16(),

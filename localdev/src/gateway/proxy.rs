@@ -77,17 +77,12 @@ pub fn parse_proxy_response(payload: &[u8]) -> Result<Response<Bytes>, String> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in pairs {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("bad header name {name:?}"))?;
-        let value =
-            HeaderValue::from_str(&value).map_err(|_| format!("bad value for header {name}"))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("bad header name {name:?}"))?;
+        let value = HeaderValue::from_str(&value).map_err(|_| format!("bad value for header {name}"))?;
         headers.append(name, value);
     }
     if !headers.contains_key(http::header::CONTENT_TYPE) {
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(response)
 }
@@ -124,15 +119,9 @@ mod tests {
             br#"{"statusCode":200,"headers":{"bad name":"x"}}"#,
             br#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#,
         ] {
-            assert!(
-                parse_proxy_response(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(parse_proxy_response(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
-        let r =
-            parse_proxy_response(br#"{"statusCode":204,"headers":{"content-type":"text/plain"}}"#)
-                .unwrap();
+        let r = parse_proxy_response(br#"{"statusCode":204,"headers":{"content-type":"text/plain"}}"#).unwrap();
         assert_eq!(r.status(), 204);
         assert_eq!(r.headers()["content-type"], "text/plain");
         assert!(r.body().is_empty());

@@ -129,11 +129,9 @@ fn header_value(source: &HeaderSource, info: &RequestInfo) -> Option<String> {
     match source {
         HeaderSource::Literal(v) => Some(v.clone()),
         HeaderSource::Context(name) => info.context_value(name),
-        HeaderSource::RequestHeader(name) => info
-            .headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        HeaderSource::RequestHeader(name) => {
+            info.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        }
     }
 }
 
@@ -146,45 +144,27 @@ pub fn render(api: &Api, kind: ResponseType, info: &RequestInfo) -> Response<Byt
     info.error_message = Some(kind.message().to_owned());
     info.error_type = Some(kind.name().to_owned());
     let own = api.gateway_responses.get(kind.name());
-    let fallback = if kind.default_status() >= 500 {
-        "DEFAULT_5XX"
-    } else {
-        "DEFAULT_4XX"
-    };
+    let fallback = if kind.default_status() >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
     let builtin = GatewayResponseConfig::default();
-    let config = own
-        .or_else(|| api.gateway_responses.get(fallback))
-        .unwrap_or(&builtin);
-    let status = own
-        .and_then(|c| c.status_code)
-        .unwrap_or(kind.default_status());
+    let config = own.or_else(|| api.gateway_responses.get(fallback)).unwrap_or(&builtin);
+    let status = own.and_then(|c| c.status_code).unwrap_or(kind.default_status());
     let (content_type, template) = config
         .templates
         .get_key_value("application/json")
         .or_else(|| config.templates.iter().next())
-        .map_or(
-            (
-                "application/json",
-                "{\"message\":$context.error.messageString}",
-            ),
-            |(k, v)| (k.as_str(), v.as_str()),
-        );
+        .map_or(("application/json", "{\"message\":$context.error.messageString}"), |(k, v)| (k.as_str(), v.as_str()));
     let body = render_template(template, &info);
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(content_type) {
         headers.insert(http::header::CONTENT_TYPE, v);
     }
     for (name, source) in &config.headers {
-        let (Ok(name), Some(Ok(value))) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            header_value(source, &info).map(|v| HeaderValue::from_str(&v)),
-        ) else {
+        let (Ok(name), Some(Ok(value))) =
+            (HeaderName::from_bytes(name.as_bytes()), header_value(source, &info).map(|v| HeaderValue::from_str(&v)))
+        else {
             continue;
         };
         headers.insert(name, value);
@@ -239,17 +219,8 @@ Resources:
         assert_eq!(r.headers()["x-request-id"], info.request_id.as_str());
         assert_eq!(r.headers()["access-control-allow-origin"], "*");
         let body = String::from_utf8(r.body().to_vec()).unwrap();
-        assert_eq!(
-            body,
-            format!(
-                "{{\"status\":429,\"instance\":\"{}\",\"x\":\"v1\"}}",
-                info.request_id
-            )
-        );
-        assert_eq!(
-            render(&api, ResponseType::MissingAuthenticationToken, &info).status(),
-            404
-        );
+        assert_eq!(body, format!("{{\"status\":429,\"instance\":\"{}\",\"x\":\"v1\"}}", info.request_id));
+        assert_eq!(render(&api, ResponseType::MissingAuthenticationToken, &info).status(), 404);
     }
 
     #[test]
@@ -262,10 +233,7 @@ Resources:
         let r = render(&api, ResponseType::BadGateway, &info());
         assert_eq!(r.status(), 502);
         assert_eq!(r.headers()["content-type"], "application/json");
-        assert_eq!(
-            r.headers()["x-amzn-errortype"],
-            "InternalServerErrorException"
-        );
+        assert_eq!(r.headers()["x-amzn-errortype"], "InternalServerErrorException");
         assert_eq!(r.body().as_ref(), br#"{"message":"Internal server error"}"#);
     }
 }

@@ -55,24 +55,14 @@ pub fn percent_decode(input: &str) -> String {
 /// Matches `path` against a template like `/users/{id}`; returns the specificity rank (lower is
 /// more specific) and the decoded parameters.
 pub fn match_template(template: &str, path: &str) -> Option<(Vec<u8>, BTreeMap<String, String>)> {
-    let pattern: Vec<&str> = template
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let pattern: Vec<&str> = template.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let segments: Vec<&str> = if segments == [""] {
-        Vec::new()
-    } else {
-        segments
-    };
+    let segments: Vec<&str> = if segments == [""] { Vec::new() } else { segments };
     let mut params = BTreeMap::new();
     let mut rank = Vec::new();
     for (i, part) in pattern.iter().enumerate() {
         if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
-            let rest = segments
-                .get(i..)
-                .filter(|r| !r.is_empty() && r.iter().all(|s| !s.is_empty()))?;
+            let rest = segments.get(i..).filter(|r| !r.is_empty() && r.iter().all(|s| !s.is_empty()))?;
             params.insert(name.to_owned(), percent_decode(&rest.join("/")));
             rank.push(2);
             return (i + 1 == pattern.len()).then_some((rank, params));
@@ -115,15 +105,12 @@ impl Router {
             return RouteMatch::NotFound;
         };
         let on_resource = || self.routes.iter().filter(|r| r.path == resource);
-        let route = on_resource()
-            .find(|r| r.method == method)
-            .or_else(|| on_resource().find(|r| r.method == "ANY"));
+        let route = on_resource().find(|r| r.method == method).or_else(|| on_resource().find(|r| r.method == "ANY"));
         match route {
             Some(route) => RouteMatch::Found { route, params },
-            None => RouteMatch::MethodNotAllowed {
-                resource,
-                methods: on_resource().map(|r| r.method.as_str()).collect(),
-            },
+            None => {
+                RouteMatch::MethodNotAllowed { resource, methods: on_resource().map(|r| r.method.as_str()).collect() }
+            }
         }
     }
 }
@@ -182,10 +169,7 @@ mod tests {
         }
         assert_eq!(
             r.find("GET", "/register"),
-            RouteMatch::MethodNotAllowed {
-                resource: "/register",
-                methods: vec!["POST"]
-            }
+            RouteMatch::MethodNotAllowed { resource: "/register", methods: vec!["POST"] }
         );
         assert!(matches!(r.find("DELETE", "/any"), RouteMatch::Found { .. }));
         assert_eq!(r.find("POST", "/nope"), RouteMatch::NotFound);

@@ -24,13 +24,7 @@ impl TokenBucket {
     pub fn new(throttle: Throttle, now: Instant) -> Self {
         let unlimited = throttle.rate_limit < 0.0 || throttle.burst_limit < 0;
         let capacity = throttle.burst_limit.max(0) as f64;
-        Self {
-            rate: throttle.rate_limit.max(0.0),
-            capacity,
-            tokens: capacity,
-            last: now,
-            unlimited,
-        }
+        Self { rate: throttle.rate_limit.max(0.0), capacity, tokens: capacity, last: now, unlimited }
     }
 
     /// Takes one token if available at `now`.
@@ -72,11 +66,7 @@ fn window(period: QuotaPeriod, now: OffsetDateTime) -> (i32, u32) {
 impl QuotaCounter {
     /// A counter with nothing used yet.
     pub fn new(quota: Quota, now: OffsetDateTime) -> Self {
-        Self {
-            quota,
-            window: window(quota.period, now),
-            used: 0,
-        }
+        Self { quota, window: window(quota.period, now), used: 0 }
     }
 
     /// Counts one request if the quota for the current period allows it.
@@ -119,19 +109,12 @@ pub struct Limiter {
 
 impl Limiter {
     /// Applies the method throttle of route `route_key` (shared by all clients).
-    pub fn check_route(
-        &self,
-        route_key: &str,
-        throttle: Option<Throttle>,
-        now: Instant,
-    ) -> Result<(), Refusal> {
+    pub fn check_route(&self, route_key: &str, throttle: Option<Throttle>, now: Instant) -> Result<(), Refusal> {
         let Some(throttle) = throttle else {
             return Ok(());
         };
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = routes
-            .entry(route_key.to_owned())
-            .or_insert_with(|| TokenBucket::new(throttle, now));
+        let bucket = routes.entry(route_key.to_owned()).or_insert_with(|| TokenBucket::new(throttle, now));
         if bucket.try_take(now) {
             Ok(())
         } else {
@@ -175,13 +158,7 @@ mod tests {
     #[test]
     fn bucket_allows_burst_then_refills_at_rate() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(
-            Throttle {
-                rate_limit: 2.0,
-                burst_limit: 3,
-            },
-            t0,
-        );
+        let mut b = TokenBucket::new(Throttle { rate_limit: 2.0, burst_limit: 3 }, t0);
         assert!((0..3).all(|_| b.try_take(t0)));
         assert!(!b.try_take(t0));
         assert!(!b.try_take(t0 + Duration::from_millis(400)));
@@ -195,42 +172,21 @@ mod tests {
     #[test]
     fn zero_burst_blocks_and_negative_disables() {
         let t0 = Instant::now();
-        let mut none = TokenBucket::new(
-            Throttle {
-                rate_limit: 10.0,
-                burst_limit: 0,
-            },
-            t0,
-        );
+        let mut none = TokenBucket::new(Throttle { rate_limit: 10.0, burst_limit: 0 }, t0);
         assert!(!none.try_take(t0 + Duration::from_secs(1)));
-        let mut all = TokenBucket::new(
-            Throttle {
-                rate_limit: -1.0,
-                burst_limit: -1,
-            },
-            t0,
-        );
+        let mut all = TokenBucket::new(Throttle { rate_limit: -1.0, burst_limit: -1 }, t0);
         assert!((0..1000).all(|_| all.try_take(t0)));
     }
 
     #[test]
     fn quota_resets_each_period() {
-        let quota = Quota {
-            limit: 2,
-            period: QuotaPeriod::Day,
-        };
+        let quota = Quota { limit: 2, period: QuotaPeriod::Day };
         let day1 = datetime!(2026-11-24 23:59 UTC);
         let mut q = QuotaCounter::new(quota, day1);
         assert!(q.try_take(day1) && q.try_take(day1));
         assert!(!q.try_take(day1));
         assert!(q.try_take(datetime!(2026-11-25 00:00 UTC)));
-        let mut m = QuotaCounter::new(
-            Quota {
-                limit: 1,
-                period: QuotaPeriod::Month,
-            },
-            day1,
-        );
+        let mut m = QuotaCounter::new(Quota { limit: 1, period: QuotaPeriod::Month }, day1);
         assert!(m.try_take(day1));
         assert!(!m.try_take(datetime!(2026-11-30 12:00 UTC)));
         assert!(m.try_take(datetime!(2026-12-01 00:00 UTC)));
@@ -241,29 +197,17 @@ mod tests {
         let l = Limiter::default();
         let t0 = Instant::now();
         let wall = datetime!(2026-11-24 12:00 UTC);
-        let one = Some(Throttle {
-            rate_limit: 0.0,
-            burst_limit: 1,
-        });
+        let one = Some(Throttle { rate_limit: 0.0, burst_limit: 1 });
         assert_eq!(l.check_route("POST /a", one, t0), Ok(()));
         assert_eq!(l.check_route("POST /a", one, t0), Err(Refusal::Throttled));
         assert_eq!(l.check_route("POST /b", one, t0), Ok(()));
         assert_eq!(l.check_route("POST /c", None, t0), Ok(()));
         let plan = UsagePlan {
-            throttle: Some(Throttle {
-                rate_limit: 100.0,
-                burst_limit: 100,
-            }),
-            quota: Some(Quota {
-                limit: 1,
-                period: QuotaPeriod::Week,
-            }),
+            throttle: Some(Throttle { rate_limit: 100.0, burst_limit: 100 }),
+            quota: Some(Quota { limit: 1, period: QuotaPeriod::Week }),
         };
         assert_eq!(l.check_key("k1", &plan, t0, wall), Ok(()));
-        assert_eq!(
-            l.check_key("k1", &plan, t0, wall),
-            Err(Refusal::QuotaExceeded)
-        );
+        assert_eq!(l.check_key("k1", &plan, t0, wall), Err(Refusal::QuotaExceeded));
         assert_eq!(l.check_key("k2", &plan, t0, wall), Ok(()));
     }
 }

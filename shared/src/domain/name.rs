@@ -53,7 +53,9 @@ mod tests {
 
     #[test]
     fn given_empty_whitespace_or_control_characters_when_parsing_then_refused() {
-        for raw in ["", " \t\n ", "\u{3000}", "a\u{0}b", "tab\there", "bell\u{7}", "rtl\u{202E}x", "zw\u{200B}j", "del\u{7f}"] {
+        for raw in
+            ["", " \t\n ", "\u{3000}", "a\u{0}b", "tab\there", "bell\u{7}", "rtl\u{202E}x", "zw\u{200B}j", "del\u{7f}"]
+        {
             assert!(DisplayName::parse(raw).is_err(), "{raw:?} should be refused");
         }
     }

@@ -101,7 +101,11 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Result<NewPassword, String> {
-        NewPassword::parse(raw.to_owned(), &PasswordPolicy::default(), Some(&Email::parse("jdoe-1980@example.com").unwrap()))
+        NewPassword::parse(
+            raw.to_owned(),
+            &PasswordPolicy::default(),
+            Some(&Email::parse("jdoe-1980@example.com").unwrap()),
+        )
     }
 
     #[test]

@@ -1,0 +1,18 @@
+# The two commands a newcomer needs (see README.md). Everything they need is installed and
+# started by the scripts they call.
+.PHONY: local test lint fmt
+
+## Run the whole API locally on http://127.0.0.1:3000 (Ctrl-C stops it).
+local:
+	@scripts/local.sh
+
+## Run the whole test suite: template lint, clippy, unit, integration and end-to-end tests.
+test:
+	@scripts/test.sh
+
+## Lint template.yaml only.
+lint:
+	@scripts/tools.sh && scripts/lint-template.sh
+
+fmt:
+	cargo fmt --all

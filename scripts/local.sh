@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# `make local`: the whole API on http://127.0.0.1:$API_PORT, as the deployed API Gateway serves it.
+#
+# Installs what is missing (scripts/tools.sh), starts DynamoDB Local and moto unless they are
+# already serving, creates the table and the signing-key secret from template.yaml, runs the four
+# functions under a real Lambda runtime emulator (`cargo lambda watch`, reloading on code changes)
+# and puts the template's REST API in front of them (`localdev gateway`: same routes, REST v1
+# proxy events, API-key check, usage-plan and per-route throttling, gateway responses).
+# Ctrl-C stops everything this script started.
+#
+# Environment:
+#   LOCAL_API_KEY        the API key clients must send as x-api-key (default: generated, printed)
+#   PARAMETER_OVERRIDES  template parameter overrides, as for sam deploy: "Name=Value Name2=Value2"
+#   API_PORT (3000)  LAMBDA_PORT (9000)  DDB_PORT (8000)  MOTO_PORT (5000)
+#   LOCAL_TABLE (serverless-auth-local)  LOCAL_SECRET (serverless-auth/local/signing-key)
+#   LOCAL_READY_FILE     if set, written once the API answers (used by the test suite)
+set -euo pipefail
+
+LOG_TAG=local
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+API_PORT="${API_PORT:-3000}"
+LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+LOCAL_TABLE="${LOCAL_TABLE:-serverless-auth-local}"
+LOCAL_SECRET="${LOCAL_SECRET:-serverless-auth/local/signing-key}"
+export PARAMETER_OVERRIDES="${PARAMETER_OVERRIDES:-}"
+API_KEY="${LOCAL_API_KEY:-}"
+if [ -z "$API_KEY" ]; then
+    API_KEY="local-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)"
+fi
+
+for port in "$API_PORT" "$LAMBDA_PORT"; do
+    if port_open "$port"; then die "port $port is already in use (is another 'make local' running?)"; fi
+done
+
+mkdir -p "$LOCAL_DIR"
+started_emulators="$(mktemp "$LOCAL_DIR/started-emulators.XXXXXX")"
+children=()
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${children[@]+"${children[@]}"}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${children[@]+"${children[@]}"}"; do
+        for _ in $(seq 1 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+    mapfile -t ours <"$started_emulators" || true
+    if [ "${#ours[@]}" -gt 0 ]; then "$SCRIPTS_DIR/emulators.sh" stop "${ours[@]}" || true; fi
+    rm -f "$started_emulators" "${LOCAL_READY_FILE:-/nonexistent}"
+    log "stopped"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$SCRIPTS_DIR/tools.sh"
+EMULATORS_STARTED_FILE="$started_emulators" "$SCRIPTS_DIR/emulators.sh" start
+eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+
+cd "$REPO_ROOT"
+log "building the functions and localdev (debug profile; argon2 is optimised even there)"
+cargo build --quiet -p localdev -p register -p login -p refresh -p get-user
+LOCALDEV="$REPO_ROOT/target/debug/localdev"
+"$LOCALDEV" setup --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET"
+"$LOCALDEV" env-file --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET" --out "$LOCAL_DIR/functions.env"
+
+# setsid: each child leads its own process group, so cleanup stops whole trees.
+PATH="$VENV_DIR/bin:$PATH" setsid cargo lambda watch --quiet -A 127.0.0.1 -P "$LAMBDA_PORT" \
+    --env-file "$LOCAL_DIR/functions.env" --concurrency 8 --timeout 60 </dev/null &
+children+=("$!")
+for _ in $(seq 1 600); do port_open "$LAMBDA_PORT" && break; sleep 0.2; done
+port_open "$LAMBDA_PORT" || die "cargo lambda watch did not start on port $LAMBDA_PORT"
+
+setsid "$LOCALDEV" gateway --template template.yaml --listen "127.0.0.1:$API_PORT" \
+    --lambda "http://127.0.0.1:$LAMBDA_PORT" --api-key "$API_KEY" </dev/null &
+children+=("$!")
+for _ in $(seq 1 100); do port_open "$API_PORT" && break; sleep 0.1; done
+port_open "$API_PORT" || die "the local API gateway did not start on port $API_PORT"
+
+cat >&2 <<EOF
+
+  The auth API is running on http://127.0.0.1:$API_PORT
+  API key (send as x-api-key): $API_KEY
+  Table: $LOCAL_TABLE   Secret: $LOCAL_SECRET
+
+  curl -si -H "x-api-key: $API_KEY" -H 'content-type: application/json' \\
+       -d '{"email":"ada@example.com","password":"correct horse battery staple","name":"Ada"}' \\
+       http://127.0.0.1:$API_PORT/register
+
+  Ctrl-C stops everything.
+
+EOF
+if [ -n "${LOCAL_READY_FILE:-}" ]; then printf '%s\n' "$API_KEY" >"$LOCAL_READY_FILE"; fi
+wait -n "${children[@]}"
+die "a local service exited unexpectedly"

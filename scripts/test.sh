@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make test`: the whole test suite, from a clean checkout with nothing running.
+#
+#   1. installs the local tools if missing (scripts/tools.sh);
+#   2. starts DynamoDB Local and moto unless they are already serving;
+#   3. lints template.yaml (cfn-lint, offline SAM transform + cfn-lint, sam validate --lint);
+#   4. checks formatting and clippy;
+#   5. runs every unit and integration test (cargo test --workspace);
+#   6. starts the local API (scripts/local.sh: cargo lambda watch + localdev gateway) on spare
+#      ports with its own table, and runs the end-to-end tests against it;
+# and stops everything it started, pass or fail.
+set -euo pipefail
+
+LOG_TAG=test
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+E2E_API_PORT="${E2E_API_PORT:-3100}"
+E2E_LAMBDA_PORT="${E2E_LAMBDA_PORT:-9100}"
+
+mkdir -p "$LOCAL_DIR"
+started_emulators="$(mktemp "$LOCAL_DIR/test-emulators.XXXXXX")"
+ready_file="$LOCAL_DIR/e2e-ready.$$"
+local_pid=""
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -n "$local_pid" ] && kill -0 "$local_pid" 2>/dev/null; then
+        kill -TERM "$local_pid" 2>/dev/null || true
+        wait "$local_pid" 2>/dev/null || true
+    fi
+    mapfile -t ours <"$started_emulators" || true
+    if [ "${#ours[@]}" -gt 0 ]; then "$SCRIPTS_DIR/emulators.sh" stop "${ours[@]}" || true; fi
+    rm -f "$started_emulators" "$ready_file"
+    if [ "$status" -eq 0 ]; then log "all checks passed"; else log "FAILED (exit $status)"; fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cd "$REPO_ROOT"
+"$SCRIPTS_DIR/tools.sh"
+EMULATORS_STARTED_FILE="$started_emulators" "$SCRIPTS_DIR/emulators.sh" start
+eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+
+log "template lint"
+"$SCRIPTS_DIR/lint-template.sh"
+
+log "formatting and clippy"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+log "unit and integration tests"
+cargo test --workspace
+
+log "end-to-end: starting the local API on port $E2E_API_PORT (runtime emulator on $E2E_LAMBDA_PORT)"
+api_key="e2e-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+API_PORT="$E2E_API_PORT" LAMBDA_PORT="$E2E_LAMBDA_PORT" LOCAL_API_KEY="$api_key" \
+    LOCAL_TABLE="e2e-$(date +%s)-$$" LOCAL_SECRET="e2e/signing-key-$(date +%s)-$$" LOCAL_READY_FILE="$ready_file" \
+    PARAMETER_OVERRIDES="RefreshRateLimit=1 RefreshBurstLimit=3" \
+    "$SCRIPTS_DIR/local.sh" >"$LOCAL_DIR/e2e-local.log" 2>&1 &
+local_pid=$!
+for _ in $(seq 1 1800); do
+    [ -s "$ready_file" ] && break
+    kill -0 "$local_pid" 2>/dev/null || { tail -n 40 "$LOCAL_DIR/e2e-local.log" >&2; die "the local API failed to start"; }
+    sleep 0.5
+done
+[ -s "$ready_file" ] || { tail -n 40 "$LOCAL_DIR/e2e-local.log" >&2; die "the local API did not start in time"; }
+
+E2E_LAMBDA_URL="http://127.0.0.1:$E2E_LAMBDA_PORT" E2E_API_URL="http://127.0.0.1:$E2E_API_PORT" E2E_API_KEY="$api_key" \
+    cargo test -p tests --test e2e -- --ignored --test-threads=1 || {
+    log "end-to-end tests failed; last lines of the local stack's log ($LOCAL_DIR/e2e-local.log):"
+    tail -n 60 "$LOCAL_DIR/e2e-local.log" >&2
+    exit 1
+}

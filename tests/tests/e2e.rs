@@ -1,0 +1,204 @@
+//! End-to-end: the real function processes under the Lambda runtime emulator (`cargo lambda
+//! watch`), and the local API (`localdev gateway`) over HTTP. `make test` starts both (through
+//! `scripts/local.sh`) and runs these with `--ignored`, setting:
+//!   E2E_LAMBDA_URL  the runtime emulator's invoke endpoint, e.g. http://127.0.0.1:9100
+//!   E2E_API_URL     the local API, e.g. http://127.0.0.1:3100
+//!   E2E_API_KEY     the API key the local API accepts
+//! Run alone they fail with a message saying so, rather than passing without testing anything.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use shared::testing::{event_json, events_dir, fill};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the end-to-end tests through `make test`"))
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<String>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(120), client.request(request))
+        .await
+        .expect("timed out")
+        .expect("request failed");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// Invokes a function with an API Gateway event; returns the proxy response's status and body.
+async fn invoke(event: &Value) -> (u16, Value) {
+    let function = match event["resource"].as_str().unwrap() {
+        "/register" => "register",
+        "/login" => "login",
+        "/refresh" => "refresh",
+        "/users/{id}" => "get-user",
+        other => panic!("no function for {other}"),
+    };
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", env("E2E_LAMBDA_URL"));
+    let reply = call("POST", &url, &[("content-type", "application/json")], Some(event.to_string())).await;
+    assert_eq!(reply.status, 200, "invocation of {function} failed: {}", reply.body);
+    let proxy = reply.body;
+    let status = proxy["statusCode"].as_u64().unwrap_or_else(|| panic!("not a proxy response: {proxy}")) as u16;
+    let body = proxy["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run through `make test`"]
+async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtime() {
+    // In order: later fixtures need the account and tokens the earlier ones create.
+    let expected: &[(&str, u16)] = &[
+        ("register.json", 201),
+        ("register.taken.json", 409),
+        ("register.invalid-email.json", 422),
+        ("register.weak-password.json", 422),
+        ("register.invalid-name.json", 422),
+        ("register.unknown-field.json", 422),
+        ("register.malformed.json", 400),
+        ("register.not-json.json", 415),
+        ("register.too-large.json", 413),
+        ("login.json", 200),
+        ("login.wrong-password.json", 401),
+        ("login.unknown-email.json", 401),
+        ("login.invalid.json", 422),
+        ("login.malformed.json", 400),
+        ("refresh.json", 200),
+        ("refresh.unknown-token.json", 401),
+        ("refresh.invalid.json", 422),
+        ("get-user.json", 200),
+        ("get-user.me.json", 200),
+        ("get-user.other-user.json", 403),
+        ("get-user.no-token.json", 401),
+        ("get-user.bad-token.json", 401),
+    ];
+    let mut fixtures: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    fixtures.sort();
+    let mut listed: Vec<String> = expected.iter().map(|(name, _)| name.to_string()).collect();
+    listed.sort();
+    assert_eq!(fixtures, listed, "every fixture in events/ must have an expected status here");
+
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    for (fixture, status) in expected {
+        let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let event = fill(&event_json(fixture), &pairs);
+        let (actual, body) = invoke(&event).await;
+        assert_eq!(actual, *status, "{fixture}: {body}");
+        match *fixture {
+            "register.json" => {
+                values.insert("user_id", body["id"].as_str().unwrap().to_owned());
+            }
+            "login.json" => {
+                values.insert("access_token", body["access_token"].as_str().unwrap().to_owned());
+                values.insert("refresh_token", body["refresh_token"].as_str().unwrap().to_owned());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run through `make test`"]
+async fn the_local_api_serves_register_login_get_user_refresh_over_http() {
+    let (api, key) = (env("E2E_API_URL"), env("E2E_API_KEY"));
+    let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
+    let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
+    let password = "a long and unusual passphrase";
+
+    let register = call(
+        "POST",
+        &format!("{api}/register"),
+        &headers,
+        Some(json!({"email": email, "password": password, "name": "E2E"}).to_string()),
+    )
+    .await;
+    assert_eq!(register.status, 201, "{}", register.body);
+    let id = register.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(register.headers["location"], format!("/users/{id}"));
+    assert!(register.headers.contains_key("x-request-id"));
+
+    let login = call(
+        "POST",
+        &format!("{api}/login"),
+        &headers,
+        Some(json!({"email": email, "password": password}).to_string()),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.headers["cache-control"], "no-store");
+    let bearer = format!("Bearer {}", login.body["access_token"].as_str().unwrap());
+
+    let me = call("GET", &format!("{api}/users/me"), &[("x-api-key", &key), ("authorization", &bearer)], None).await;
+    assert_eq!((me.status, me.body["id"].as_str()), (200, Some(id.as_str())), "{}", me.body);
+    let by_id =
+        call("GET", &format!("{api}/users/{id}"), &[("x-api-key", &key), ("authorization", &bearer)], None).await;
+    assert_eq!(by_id.status, 200);
+
+    let refresh_body = json!({"refresh_token": login.body["refresh_token"]}).to_string();
+    let refreshed = call("POST", &format!("{api}/refresh"), &headers, Some(refresh_body.clone())).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_ne!(refreshed.body["refresh_token"], login.body["refresh_token"]);
+    let replayed = call("POST", &format!("{api}/refresh"), &headers, Some(refresh_body)).await;
+    assert_eq!(replayed.status, 401);
+    assert_eq!(replayed.headers["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run through `make test`"]
+async fn the_local_api_checks_api_keys_and_unknown_routes_like_api_gateway() {
+    let (api, key) = (env("E2E_API_URL"), env("E2E_API_KEY"));
+    for headers in [vec![], vec![("x-api-key", "wrong-key")]] {
+        let reply = call("GET", &format!("{api}/users/me"), &headers, None).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+    let unknown = call("GET", &format!("{api}/nowhere"), &[("x-api-key", &key)], None).await;
+    assert_eq!(unknown.status, 404);
+    let wrong_method = call("DELETE", &format!("{api}/login"), &[("x-api-key", &key)], None).await;
+    assert_eq!(wrong_method.status, 404);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run through `make test`"]
+async fn the_local_api_throttles_a_route_beyond_its_burst_with_429_problems() {
+    // `make test` starts the stack with RefreshRateLimit=1 and RefreshBurstLimit=3.
+    let (api, key) = (env("E2E_API_URL"), env("E2E_API_KEY"));
+    let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let reply = call("POST", &format!("{api}/refresh"), &headers, Some(r#"{"refresh_token":"x"}"#.into())).await;
+        if reply.status == 429 {
+            assert_eq!(reply.headers["content-type"], "application/problem+json");
+            assert!(reply.headers.contains_key("retry-after"));
+        }
+        statuses.push(reply.status);
+    }
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 5, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    // Let the bucket refill for whatever runs next.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+}
