@@ -62,15 +62,20 @@ EMULATORS_STARTED_FILE="$started_emulators" "$SCRIPTS_DIR/emulators.sh" start
 eval "$("$SCRIPTS_DIR/emulators.sh" env)"
 
 cd "$REPO_ROOT"
-log "building the functions and localdev (debug profile; argon2 is optimised even there)"
-cargo build --quiet -p localdev -p register -p login -p refresh -p get-user
+log "building localdev and the functions (debug profile; argon2 is optimised even there)"
+cargo build --quiet -p localdev
+# One function at a time, exactly as `cargo lambda watch` runs them (`cargo run --bin <name>`), so
+# that its first invocation finds them built with the same features instead of rebuilding.
+for function in register login refresh get-user; do
+    cargo build --quiet --bin "$function"
+done
 LOCALDEV="$REPO_ROOT/target/debug/localdev"
 "$LOCALDEV" setup --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET"
 "$LOCALDEV" env-file --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET" --out "$LOCAL_DIR/functions.env"
 
 # setsid: each child leads its own process group, so cleanup stops whole trees.
 PATH="$VENV_DIR/bin:$PATH" setsid cargo lambda watch --quiet -A 127.0.0.1 -P "$LAMBDA_PORT" \
-    --env-file "$LOCAL_DIR/functions.env" --concurrency 8 --timeout 60 </dev/null &
+    --env-file "$LOCAL_DIR/functions.env" --concurrency 4 --timeout 60 </dev/null &
 children+=("$!")
 for _ in $(seq 1 600); do port_open "$LAMBDA_PORT" && break; sleep 0.2; done
 port_open "$LAMBDA_PORT" || die "cargo lambda watch did not start on port $LAMBDA_PORT"

@@ -1,5 +1,5 @@
-//! `create_table` against DynamoDB Local. Needs the emulators:
-//! `scripts/emulators.sh start && eval "$(scripts/emulators.sh env)" && cargo test -p localdev --test dynamodb -- --ignored`
+//! `create_table` against DynamoDB Local. Needs the emulators, as `make test` provides:
+//! `scripts/emulators.sh start && eval "$(scripts/emulators.sh env)" && cargo test -p localdev --test dynamodb`
 
 use aws_sdk_dynamodb::types::{BillingModeSummary, TimeToLiveStatus};
 use localdev::Template;
@@ -14,7 +14,6 @@ async fn client() -> aws_sdk_dynamodb::Client {
 }
 
 #[tokio::test]
-#[ignore = "needs DynamoDB Local (scripts/emulators.sh start)"]
 async fn creates_the_template_table_with_ttl() {
     let client = client().await;
     let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
