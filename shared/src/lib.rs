@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod password;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

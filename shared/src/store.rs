@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -129,7 +131,32 @@ fn number(n: i64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
+/// A conditional update whose condition did not hold has nothing left to do.
+fn unless_condition_failed<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<(), DependencyError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => Ok(()),
+        Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
+    }
+}
+
 impl Store {
+    /// A strongly consistent read of one item (a read right after a write must see it).
+    async fn get<T: for<'de> Deserialize<'de>>(&self, pk: String) -> Result<Option<T>, DependencyError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DependencyError::from_sdk(SERVICE, e))?;
+        output.item.map(from_item).transpose()
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
@@ -192,18 +219,8 @@ impl Store {
     /// The user id and password hash for an email, if registered (strongly consistent, so a
     /// login right after sign-up works).
     pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, DependencyError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(email_key(email))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| DependencyError::from_sdk(SERVICE, e))?;
-        let Some(item) = output.item else { return Ok(None) };
-        let item: CredentialsItem = from_item(item)?;
-        Ok(Some(Credentials { user_id: item.user_id, password_hash: item.password_hash }))
+        let item: Option<CredentialsItem> = self.get(email_key(email)).await?;
+        Ok(item.map(|item| Credentials { user_id: item.user_id, password_hash: item.password_hash }))
     }
 
     /// Replaces a password hash that used weaker parameters, unless it changed meanwhile.
@@ -224,24 +241,12 @@ impl Store {
             .expression_attribute_values(":old", AttributeValue::S(old_hash.to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
-        }
+        unless_condition_failed(result)
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>, DependencyError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_key(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| DependencyError::from_sdk(SERVICE, e))?;
-        output.item.map(|item| from_item::<UserItem>(item).map(|item| item.user)).transpose()
+        let item: Option<UserItem> = self.get(user_key(id)).await?;
+        Ok(item.map(|item| item.user))
     }
 
     /// Starts a refresh-token family.
@@ -325,10 +330,6 @@ impl Store {
             .expression_attribute_values(":now", number(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
-        }
+        unless_condition_failed(result)
     }
 }

@@ -6,17 +6,15 @@
 //! `make test` (which starts the emulators), defaulting to 127.0.0.1:8000 and :5000.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
-use shared::keys::SigningKeys;
+use shared::services::TokenServices;
 use shared::store::Store;
 use shared::testing::{fill, request_from};
-use shared::tokens::AccessTokens;
 use shared::Config;
 
 pub use shared::testing::{assert_problem, error_fields, event_json, parts};
@@ -103,21 +101,17 @@ impl Stack {
         let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
 
-        let tokens = || {
-            let keys = SigningKeys::from_secrets_manager(secrets.clone(), &secret_id, config.key_cache_ttl);
-            AccessTokens::new(Arc::new(keys), config.tokens.clone())
-        };
-        let store = Store::new(dynamodb.clone(), &table);
-        let cors = config.cors_allowed_origin.clone();
+        let services =
+            || TokenServices::new(&config, dynamodb.clone(), secrets.clone()).expect("the test config names a secret");
         Self {
             register: register::Deps {
-                store: store.clone(),
+                store: Store::new(dynamodb.clone(), &table),
                 policy: config.password_policy,
-                cors_allowed_origin: cors.clone(),
+                cors_allowed_origin: config.cors_allowed_origin.clone(),
             },
-            login: login::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
-            refresh: refresh::Deps { store: store.clone(), tokens: tokens(), cors_allowed_origin: cors.clone() },
-            get_user: get_user::Deps { store, tokens: tokens(), cors_allowed_origin: cors },
+            login: services(),
+            refresh: services(),
+            get_user: services(),
             dynamodb,
             secrets,
             table,

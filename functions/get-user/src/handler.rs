@@ -1,37 +1,13 @@
 //! `GET /users/{id}` with `Authorization: Bearer <access token>` → `200` with the user. `{id}`
 //! may be `me`; another user's id is `403`.
 
-use std::sync::Arc;
-
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::config::ConfigError;
 use shared::http::{json_response, require_method, respond, single_header, RequestMeta};
-use shared::keys::SigningKeys;
-use shared::store::Store;
-use shared::tokens::AccessTokens;
-use shared::{now_epoch, ApiError, Config};
+use shared::{now_epoch, ApiError};
 
-pub struct Deps {
-    pub store: Store,
-    pub tokens: AccessTokens,
-    pub cors_allowed_origin: Option<String>,
-}
-
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
-        Ok(Self {
-            store: Store::new(dynamodb, &config.table_name),
-            tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
-            cors_allowed_origin: config.cors_allowed_origin.clone(),
-        })
-    }
-}
+/// What the handler needs; built once per cold start in `main.rs`.
+pub type Deps = shared::services::TokenServices;
 
 pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
@@ -75,6 +51,7 @@ async fn get_user(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::store::Store;
     use shared::testing::{assert_problem, event, event_json, fill, fixed_tokens, request_from, unreachable_aws};
 
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";

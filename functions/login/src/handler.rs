@@ -1,39 +1,17 @@
 //! `POST /login` `{"email","password"}` → `200` with an access token and a new refresh-token
 //! family. Wrong password and unknown email get the same `401`, after the same work.
 
-use std::sync::Arc;
-
 use http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::config::ConfigError;
 use shared::domain::{Email, SubmittedPassword};
 use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
-use shared::keys::SigningKeys;
 use shared::password::{self, Verification};
-use shared::store::{NewSession, Store};
-use shared::tokens::{token_pair, AccessTokens, RefreshToken};
-use shared::{now_epoch, ApiError, Config};
+use shared::store::NewSession;
+use shared::tokens::{token_pair, RefreshToken};
+use shared::{now_epoch, ApiError};
 
-pub struct Deps {
-    pub store: Store,
-    pub tokens: AccessTokens,
-    pub cors_allowed_origin: Option<String>,
-}
-
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
-        Ok(Self {
-            store: Store::new(dynamodb, &config.table_name),
-            tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
-            cors_allowed_origin: config.cors_allowed_origin.clone(),
-        })
-    }
-}
+/// What the handler needs; built once per cold start in `main.rs`.
+pub type Deps = shared::services::TokenServices;
 
 pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
@@ -89,6 +67,7 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::store::Store;
     use shared::testing::{
         assert_problem, error_fields, event, event_json, fixed_tokens, request_from, unreachable_aws,
     };

@@ -1,37 +1,15 @@
 //! `POST /refresh` `{"refresh_token"}` → `200` with a new access token and the family's next
 //! refresh token. Each refresh token works once; presenting a used one revokes its family.
 
-use std::sync::Arc;
-
 use http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::config::ConfigError;
 use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
-use shared::keys::SigningKeys;
-use shared::store::{Rotation, Store};
-use shared::tokens::{token_pair, AccessTokens, RefreshToken};
-use shared::{now_epoch, ApiError, Config};
+use shared::store::Rotation;
+use shared::tokens::{token_pair, RefreshToken};
+use shared::{now_epoch, ApiError};
 
-pub struct Deps {
-    pub store: Store,
-    pub tokens: AccessTokens,
-    pub cors_allowed_origin: Option<String>,
-}
-
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
-        Ok(Self {
-            store: Store::new(dynamodb, &config.table_name),
-            tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
-            cors_allowed_origin: config.cors_allowed_origin.clone(),
-        })
-    }
-}
+/// What the handler needs; built once per cold start in `main.rs`.
+pub type Deps = shared::services::TokenServices;
 
 pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
@@ -80,6 +58,7 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::store::Store;
     use shared::testing::{assert_problem, error_fields, event, fixed_tokens, unreachable_aws};
 
     fn deps() -> Deps {
