@@ -8,7 +8,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -39,19 +44,55 @@ pub fn sdk_config() -> SdkConfig {
         .build()
 }
 
-pub fn dynamodb_at(endpoint_url: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config()).endpoint_url(endpoint_url).build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+/// Counts the operations (not the retry attempts) a client sends.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<AtomicUsize>);
+
+impl CallCounter {
+    /// The calls counted since the last `take`.
+    pub fn take(&self) -> usize {
+        self.0.swap(0, Ordering::SeqCst)
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+pub fn dynamodb_at(endpoint_url: &str, counter: Option<CallCounter>) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk_config()).endpoint_url(endpoint_url);
+    if let Some(counter) = counter {
+        config = config.interceptor(counter);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
 pub fn dynamodb() -> aws_sdk_dynamodb::Client {
-    dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"))
+    dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"), None)
+}
+
+pub fn secrets_manager_with(counter: Option<CallCounter>) -> aws_sdk_secretsmanager::Client {
+    let url = endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5000");
+    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk_config()).endpoint_url(url);
+    if let Some(counter) = counter {
+        config = config.interceptor(counter);
+    }
+    aws_sdk_secretsmanager::Client::from_conf(config.build())
 }
 
 pub fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    let url = endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5000");
-    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk_config()).endpoint_url(url).build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+    secrets_manager_with(None)
 }
 
 pub fn template() -> localdev::Template {
@@ -69,6 +110,9 @@ pub struct Stack {
     pub table: String,
     pub secret_id: String,
     pub config: Config,
+    /// DynamoDB and Secrets Manager calls made by the functions (not by the test's own clients).
+    pub dynamodb_calls: CallCounter,
+    pub secrets_calls: CallCounter,
     pub register: register::Deps,
     pub login: login::Deps,
     pub refresh: refresh::Deps,
@@ -101,11 +145,17 @@ impl Stack {
         let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
 
-        let services =
-            || TokenServices::new(&config, dynamodb.clone(), secrets.clone()).expect("the test config names a secret");
+        let (dynamodb_calls, secrets_calls) = (CallCounter::default(), CallCounter::default());
+        let functions_dynamodb =
+            dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"), Some(dynamodb_calls.clone()));
+        let functions_secrets = secrets_manager_with(Some(secrets_calls.clone()));
+        let services = || {
+            TokenServices::new(&config, functions_dynamodb.clone(), functions_secrets.clone())
+                .expect("the test config names a secret")
+        };
         Self {
             register: register::Deps {
-                store: Store::new(dynamodb.clone(), &table),
+                store: Store::new(functions_dynamodb.clone(), &table),
                 policy: config.password_policy,
                 cors_allowed_origin: config.cors_allowed_origin.clone(),
             },
@@ -114,6 +164,8 @@ impl Stack {
             get_user: services(),
             dynamodb,
             secrets,
+            dynamodb_calls,
+            secrets_calls,
             table,
             secret_id,
             config,

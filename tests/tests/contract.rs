@@ -284,3 +284,31 @@ async fn given_an_expired_token_signed_with_the_real_key_when_reading_then_401()
     let fresh = jsonwebtoken::encode(&header, &fresh, &key).unwrap();
     assert_eq!(parts(stack.get_user("me", Some(&fresh)).await).0, 200);
 }
+
+// ---- Calls per invocation -------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_the_happy_path_then_each_function_makes_the_fewest_calls() {
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    assert_eq!(stack.dynamodb_calls.take(), 1, "register: one transaction");
+    assert_eq!(stack.secrets_calls.take(), 0, "register needs no key");
+
+    let tokens = stack.login_user("ada@example.com", PASSWORD).await;
+    assert_eq!(stack.dynamodb_calls.take(), 2, "login: read credentials, put session");
+    assert_eq!(stack.secrets_calls.take(), 1, "cold: the current key");
+    stack.login_user("ada@example.com", PASSWORD).await;
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (2, 0), "warm login");
+
+    let refreshed = parts(stack.refresh_with(tokens["refresh_token"].as_str().unwrap()).await).2;
+    assert_eq!(stack.dynamodb_calls.take(), 1, "refresh: one conditional update");
+    stack.secrets_calls.take();
+    parts(stack.refresh_with(refreshed["refresh_token"].as_str().unwrap()).await);
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 0), "warm refresh");
+
+    assert_eq!(parts(stack.get_user("me", tokens["access_token"].as_str()).await).0, 200);
+    assert_eq!(stack.dynamodb_calls.take(), 1, "get-user: one read");
+    stack.secrets_calls.take();
+    assert_eq!(parts(stack.get_user("me", tokens["access_token"].as_str()).await).0, 200);
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 0), "warm get-user");
+}
