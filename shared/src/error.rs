@@ -107,6 +107,9 @@ pub enum ApiError {
     EmailTaken,
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many consecutive failed logins for one email; retry after this many seconds.
+    #[error("login throttled for {0} s")]
+    TooManyAttempts(u64),
     #[error("invalid refresh token: {0}")]
     InvalidRefreshToken(&'static str),
     /// No bearer token at all: RFC 6750 §3.1 says to send a bare challenge.
@@ -151,6 +154,7 @@ impl ApiError {
             | Self::InvalidRefreshToken(_)
             | Self::MissingAccessToken
             | Self::InvalidAccessToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -166,6 +170,7 @@ impl ApiError {
             Self::MissingAccessToken => vec![(WWW_AUTHENTICATE, "Bearer".into())],
             Self::InvalidAccessToken(_) => vec![(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into())],
             Self::MethodNotAllowed(allow) => vec![(ALLOW, (*allow).into())],
+            Self::TooManyAttempts(seconds) => vec![(RETRY_AFTER, seconds.to_string())],
             Self::Dependency(DependencyError::Unavailable { .. }) => {
                 vec![(RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())]
             }
@@ -189,6 +194,10 @@ impl ApiError {
             Self::Validation(_) => "One or more fields are invalid; see errors.".into(),
             Self::EmailTaken => "An account with this email address already exists.".into(),
             Self::InvalidCredentials => "The email address or password is incorrect.".into(),
+            Self::TooManyAttempts(_) => {
+                "Too many failed sign-in attempts for this account. Retry after the number of seconds in Retry-After."
+                    .into()
+            }
             Self::InvalidRefreshToken(_) => "The refresh token is invalid, expired, revoked or already used.".into(),
             Self::MissingAccessToken | Self::InvalidAccessToken(_) => "A valid bearer access token is required.".into(),
             Self::Forbidden => "An access token only grants access to its own user.".into(),
@@ -244,6 +253,7 @@ mod tests {
             (ApiError::InvalidCredentials, 401),
             (ApiError::InvalidRefreshToken("unknown"), 401),
             (ApiError::InvalidAccessToken("expired"), 401),
+            (ApiError::TooManyAttempts(4), 429),
             (ApiError::Forbidden, 403),
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed("POST"), 405),

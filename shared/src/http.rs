@@ -46,6 +46,14 @@ impl RequestMeta {
     }
 }
 
+/// The client's address as API Gateway saw it, for security logs.
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+        _ => None,
+    }
+}
+
 /// Builds the final response: the success as given, or the error as problem+json. Server-side
 /// errors are logged here, once, with their cause chain.
 pub fn respond(meta: &RequestMeta, result: Result<Response<Body>, ApiError>) -> Response<Body> {

@@ -4,7 +4,7 @@
 use http::Method;
 use lambda_http::{Body, Request, Response};
 use shared::domain::{Email, SubmittedPassword};
-use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
 use shared::password::{self, Verification};
 use shared::store::NewSession;
 use shared::tokens::{token_pair, RefreshToken};
@@ -30,29 +30,52 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let (email, password) = parse(req)?;
 
-    let credentials = deps.store.credentials(&email).await?;
+    let now = now_epoch();
+    let (credentials, failures) = deps.store.login_state(&email).await?;
+    if let Some(seconds) = failures.retry_after(now) {
+        tracing::info!(
+            event = "login",
+            outcome = "throttled",
+            retry_after = seconds,
+            source_ip = source_ip(req),
+            "login refused: too many failures"
+        );
+        return Err(ApiError::TooManyAttempts(seconds));
+    }
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let (credentials, rehashed) = match (password::verify(password, stored_hash).await?, credentials) {
         (Verification::Match { rehashed }, Some(credentials)) => (credentials, rehashed),
-        _ => {
-            tracing::info!(event = "login", outcome = "failure", "login refused: bad credentials");
+        (_, credentials) => {
+            // Unknown emails are counted too, so that both answers stay the same.
+            deps.store.record_failed_login(&email, &failures, now).await?;
+            let user_id = credentials.map(|c| c.user_id);
+            tracing::info!(
+                event = "login",
+                outcome = "failure",
+                source_ip = source_ip(req),
+                user_id,
+                failures = failures.current(now) + 1,
+                "login refused: bad credentials"
+            );
             return Err(ApiError::InvalidCredentials);
         }
     };
 
     // Sign first: if the key cannot be had, nothing has been written yet.
-    let now = now_epoch();
     let access_token = deps.tokens.issue(&credentials.user_id, now).await?;
     let refresh = RefreshToken::generate()?;
     let expires_at = now + deps.tokens.settings().refresh_ttl.as_secs() as i64;
     deps.store
-        .create_session(NewSession {
-            family_id: &refresh.family_id(),
-            user_id: &credentials.user_id,
-            token_hash: &refresh.hash(),
-            now,
-            expires_at,
-        })
+        .create_session(
+            NewSession {
+                family_id: &refresh.family_id(),
+                user_id: &credentials.user_id,
+                token_hash: &refresh.hash(),
+                now,
+                expires_at,
+            },
+            (failures.current(now) > 0).then_some(&email),
+        )
         .await?;
     if let Some(new_hash) = rehashed {
         // Best effort: the login already succeeded, and the next one will try again.
@@ -60,7 +83,7 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
             tracing::warn!(error = %shared::error::Chain(&error), user_id = %credentials.user_id, "password hash upgrade failed");
         }
     }
-    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, "user logged in");
+    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, source_ip = source_ip(req), "user logged in");
     json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &refresh, expires_at, now))
 }
 

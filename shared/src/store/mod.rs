@@ -1,0 +1,93 @@
+//! The DynamoDB store: one table, keyed by `pk` alone, holding four kinds of item.
+//!
+//! | `pk`               | item | written by |
+//! |--------------------|------|------------|
+//! | `USER#<id>`        | profile | register |
+//! | `EMAIL#<email>`    | credentials: user id + password hash; makes the email unique | register, login (rehash) |
+//! | `SESSION#<family>` | one refresh-token family: current token hash, owner, absolute expiry (TTL) | login, refresh |
+//! | `FAILURES#<hash>`  | consecutive failed logins for an email, known or not (TTL) | login |
+//!
+//! Each operation is the fewest sequential calls that keep it atomic: register is one
+//! transaction, login one read and one write, refresh one conditional update.
+
+mod failures;
+mod sessions;
+mod users;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Email;
+use crate::error::DependencyError;
+
+pub use failures::FailedLogins;
+pub use sessions::{NewSession, Rotation};
+pub use users::{Credentials, Registration, User};
+
+const SERVICE: &str = "DynamoDB";
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+fn user_key(id: &str) -> String {
+    format!("USER#{id}")
+}
+fn email_key(email: &Email) -> String {
+    format!("EMAIL#{email}")
+}
+fn session_key(family_id: &str) -> String {
+    format!("SESSION#{family_id}")
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, DependencyError> {
+    serde_dynamo::to_item(value).map_err(|e| DependencyError::failed(SERVICE, e))
+}
+fn from_item<T: for<'de> Deserialize<'de>>(item: HashMap<String, AttributeValue>) -> Result<T, DependencyError> {
+    serde_dynamo::from_item(item).map_err(|e| DependencyError::failed(SERVICE, e))
+}
+fn key(pk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk))])
+}
+fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// A conditional update whose condition did not hold has nothing left to do.
+fn unless_condition_failed<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<(), DependencyError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => Ok(()),
+        Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
+    }
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// A strongly consistent read of one item (a read right after a write must see it).
+    async fn get<T: for<'de> Deserialize<'de>>(&self, pk: String) -> Result<Option<T>, DependencyError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DependencyError::from_sdk(SERVICE, e))?;
+        output.item.map(from_item).transpose()
+    }
+}

@@ -1,0 +1,162 @@
+//! Refresh-token families.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{from_item, key, number, session_key, to_item, unless_condition_failed, Store, SERVICE};
+use crate::domain::Email;
+use crate::error::DependencyError;
+
+#[derive(Serialize, Deserialize)]
+struct SessionItem {
+    pk: String,
+    user_id: String,
+    token_hash: String,
+    created_at: i64,
+    /// Absolute end of the family's life; also the table's TTL attribute.
+    expires_at: i64,
+    generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<i64>,
+}
+
+/// A new refresh-token family, created at login.
+pub struct NewSession<'a> {
+    pub family_id: &'a str,
+    pub user_id: &'a str,
+    pub token_hash: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated {
+        user_id: String,
+        expires_at: i64,
+    },
+    /// No such family.
+    Unknown,
+    Expired,
+    Revoked,
+    /// The family exists but the token is not its current one: an earlier token was replayed.
+    Reused,
+}
+
+impl Store {
+    /// Starts a refresh-token family. After failed attempts, the same write (one transaction)
+    /// clears the email's failure record: a success resets the login throttle.
+    pub async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        clear_failures_of: Option<&Email>,
+    ) -> Result<(), DependencyError> {
+        let item = to_item(&SessionItem {
+            pk: session_key(session.family_id),
+            user_id: session.user_id.to_owned(),
+            token_hash: session.token_hash.to_owned(),
+            created_at: session.now,
+            expires_at: session.expires_at,
+            generation: 0,
+            revoked_at: None,
+        })?;
+        let Some(email) = clear_failures_of else {
+            return self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| DependencyError::from_sdk(SERVICE, e));
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| DependencyError::failed(SERVICE, e);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", Store::failures_key_for(email))
+            .build()
+            .map_err(build)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DependencyError::from_sdk(SERVICE, e))
+    }
+
+    /// Replaces the family's current token hash `presented` by `replacement` in one conditional
+    /// update, so that of any number of concurrent presentations exactly one succeeds. Expiry is
+    /// checked here too, since DynamoDB deletes expired items lazily.
+    pub async fn rotate_session(
+        &self,
+        family_id: &str,
+        presented: &str,
+        replacement: &str,
+        now: i64,
+    ) -> Result<Rotation, DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(session_key(family_id))))
+            .update_expression("SET token_hash = :new, generation = generation + :one, rotated_at = :now")
+            .condition_expression("token_hash = :presented AND expires_at > :now AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":new", AttributeValue::S(replacement.to_owned()))
+            .expression_attribute_values(":presented", AttributeValue::S(presented.to_owned()))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item: SessionItem = from_item(output.attributes.unwrap_or_default())?;
+                Ok(Rotation::Rotated { user_id: item.user_id, expires_at: item.expires_at })
+            }
+            Err(error) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = error.as_service_error() else {
+                    return Err(DependencyError::from_sdk(SERVICE, error));
+                };
+                let Some(old) = failed.item().cloned() else { return Ok(Rotation::Unknown) };
+                let old: SessionItem = from_item(old)?;
+                Ok(if old.revoked_at.is_some() {
+                    Rotation::Revoked
+                } else if old.expires_at <= now {
+                    Rotation::Expired
+                } else {
+                    Rotation::Reused
+                })
+            }
+        }
+    }
+
+    /// Revokes a whole family (reuse detected): no token of it will rotate again.
+    pub async fn revoke_session(&self, family_id: &str, now: i64) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(session_key(family_id))))
+            .update_expression("SET revoked_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await;
+        unless_condition_failed(result)
+    }
+}
