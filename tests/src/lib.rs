@@ -4,6 +4,11 @@
 //!
 //! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`, set by
 //! `make test` (which starts the emulators), defaulting to 127.0.0.1:8000 and :5000.
+//!
+//! [`Stack::with_proxies`] puts a [`faults::FaultProxy`] between the functions' clients and each
+//! emulator, to test behaviour under AWS faults.
+
+pub mod faults;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +26,8 @@ use shared::services::TokenServices;
 use shared::store::Store;
 use shared::testing::{fill, request_from};
 use shared::Config;
+
+use crate::faults::FaultProxy;
 
 pub use shared::testing::{assert_problem, error_fields, event_json, parts};
 
@@ -70,21 +77,50 @@ impl Intercept for CallCounter {
     }
 }
 
+/// [`sdk_config`] with the functions' own retries and timeouts (`shared::aws`), for clients
+/// whose behaviour under faults is tested.
+pub fn production_sdk_config() -> SdkConfig {
+    sdk_config()
+        .into_builder()
+        .retry_config(shared::aws::retry_config())
+        .timeout_config(shared::aws::timeout_config())
+        .build()
+}
+
 pub fn dynamodb_at(endpoint_url: &str, counter: Option<CallCounter>) -> aws_sdk_dynamodb::Client {
-    let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk_config()).endpoint_url(endpoint_url);
+    dynamodb_with(&sdk_config(), endpoint_url, counter)
+}
+
+fn dynamodb_with(sdk: &SdkConfig, endpoint_url: &str, counter: Option<CallCounter>) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk).endpoint_url(endpoint_url);
     if let Some(counter) = counter {
         config = config.interceptor(counter);
     }
     aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
+fn dynamodb_url() -> String {
+    endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+}
+
+fn secrets_manager_url() -> String {
+    endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5000")
+}
+
 pub fn dynamodb() -> aws_sdk_dynamodb::Client {
-    dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"), None)
+    dynamodb_at(&dynamodb_url(), None)
 }
 
 pub fn secrets_manager_with(counter: Option<CallCounter>) -> aws_sdk_secretsmanager::Client {
-    let url = endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5000");
-    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk_config()).endpoint_url(url);
+    secrets_manager_at(&sdk_config(), &secrets_manager_url(), counter)
+}
+
+fn secrets_manager_at(
+    sdk: &SdkConfig,
+    endpoint_url: &str,
+    counter: Option<CallCounter>,
+) -> aws_sdk_secretsmanager::Client {
+    let mut config = aws_sdk_secretsmanager::config::Builder::from(sdk).endpoint_url(endpoint_url);
     if let Some(counter) = counter {
         config = config.interceptor(counter);
     }
@@ -117,6 +153,16 @@ pub struct Stack {
     pub login: login::Deps,
     pub refresh: refresh::Deps,
     pub get_user: get_user::Deps,
+    /// The clients the functions use (through the proxies, if any).
+    functions_dynamodb: aws_sdk_dynamodb::Client,
+    functions_secrets: aws_sdk_secretsmanager::Client,
+    proxies: Option<Proxies>,
+}
+
+/// The proxies of a [`Stack::with_proxies`] stack, one per emulator.
+pub struct Proxies {
+    pub dynamodb: FaultProxy,
+    pub secrets: FaultProxy,
 }
 
 impl Stack {
@@ -126,6 +172,21 @@ impl Stack {
 
     /// A stack whose functions see these extra environment variables (as the template would set them).
     pub async fn with_env(vars: &[(&str, &str)]) -> Self {
+        Self::build(vars, None).await
+    }
+
+    /// A stack whose functions reach DynamoDB and Secrets Manager through fault-injecting proxies,
+    /// with the retries and timeouts they have in production. The test's own clients
+    /// (`dynamodb`, `secrets`) still talk to the emulators directly.
+    pub async fn with_proxies(vars: &[(&str, &str)]) -> Self {
+        let proxies = Proxies {
+            dynamodb: FaultProxy::start(&dynamodb_url()).await,
+            secrets: FaultProxy::start(&secrets_manager_url()).await,
+        };
+        Self::build(vars, Some(proxies)).await
+    }
+
+    async fn build(vars: &[(&str, &str)], proxies: Option<Proxies>) -> Self {
         let dynamodb = dynamodb();
         let secrets = secrets_manager();
         let table = unique("auth-test");
@@ -146,9 +207,19 @@ impl Stack {
             .expect("valid test config");
 
         let (dynamodb_calls, secrets_calls) = (CallCounter::default(), CallCounter::default());
-        let functions_dynamodb =
-            dynamodb_at(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"), Some(dynamodb_calls.clone()));
-        let functions_secrets = secrets_manager_with(Some(secrets_calls.clone()));
+        let (functions_dynamodb, functions_secrets) = match &proxies {
+            None => (
+                dynamodb_at(&dynamodb_url(), Some(dynamodb_calls.clone())),
+                secrets_manager_with(Some(secrets_calls.clone())),
+            ),
+            Some(proxies) => {
+                let sdk = production_sdk_config();
+                (
+                    dynamodb_with(&sdk, &proxies.dynamodb.url(), Some(dynamodb_calls.clone())),
+                    secrets_manager_at(&sdk, &proxies.secrets.url(), Some(secrets_calls.clone())),
+                )
+            }
+        };
         let services = || {
             TokenServices::new(&config, functions_dynamodb.clone(), functions_secrets.clone())
                 .expect("the test config names a secret")
@@ -169,7 +240,27 @@ impl Stack {
             table,
             secret_id,
             config,
+            functions_dynamodb,
+            functions_secrets,
+            proxies,
         }
+    }
+
+    /// The proxy in front of DynamoDB (panics unless built by [`Stack::with_proxies`]).
+    pub fn dynamodb_proxy(&self) -> &FaultProxy {
+        &self.proxies.as_ref().expect("a stack built with Stack::with_proxies").dynamodb
+    }
+
+    /// The proxy in front of Secrets Manager (panics unless built by [`Stack::with_proxies`]).
+    pub fn secrets_proxy(&self) -> &FaultProxy {
+        &self.proxies.as_ref().expect("a stack built with Stack::with_proxies").secrets
+    }
+
+    /// Fresh dependencies for login, refresh or get-user, as a cold start builds them (before
+    /// `main.rs` prefetches the signing key), on the same clients as the stack's functions.
+    pub fn token_services(&self) -> TokenServices {
+        TokenServices::new(&self.config, self.functions_dynamodb.clone(), self.functions_secrets.clone())
+            .expect("the test config names a secret")
     }
 
     /// Sends an API Gateway event to the function that serves its route.

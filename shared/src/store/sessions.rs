@@ -1,5 +1,6 @@
 //! Refresh-token families.
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -50,6 +51,9 @@ pub enum Rotation {
 impl Store {
     /// Starts a refresh-token family. After failed attempts, the same write (one transaction)
     /// clears the email's failure record: a success resets the login throttle.
+    ///
+    /// Both writes are safe for the SDK to retry after a lost answer: the transaction carries an
+    /// idempotency token, and the put recognises the family its own earlier attempt created.
     pub async fn create_session(
         &self,
         session: NewSession<'_>,
@@ -65,16 +69,34 @@ impl Store {
             revoked_at: None,
         })?;
         let Some(email) = clear_failures_of else {
-            return self
+            let result = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| DependencyError::from_sdk(SERVICE, e));
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    // The family id is random: an existing item with our token hash was written by
+                    // an earlier attempt of this very call, whose answer was lost.
+                    let ours = match error.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(failed)) => failed
+                            .item()
+                            .and_then(|old| old.get("token_hash"))
+                            .is_some_and(|hash| hash.as_s().is_ok_and(|hash| hash == session.token_hash)),
+                        _ => false,
+                    };
+                    if ours {
+                        Ok(())
+                    } else {
+                        Err(DependencyError::from_sdk(SERVICE, error))
+                    }
+                }
+            };
         };
         let build = |e: aws_sdk_dynamodb::error::BuildError| DependencyError::failed(SERVICE, e);
         let put = Put::builder()
@@ -100,7 +122,9 @@ impl Store {
 
     /// Replaces the family's current token hash `presented` by `replacement` in one conditional
     /// update, so that of any number of concurrent presentations exactly one succeeds. Expiry is
-    /// checked here too, since DynamoDB deletes expired items lazily.
+    /// checked here too, since DynamoDB deletes expired items lazily. When the SDK retries after
+    /// a lost answer and finds `replacement` already in place, that is this call's own rotation,
+    /// not a replay: `replacement` hashes a token generated for this call alone.
     pub async fn rotate_session(
         &self,
         family_id: &str,
@@ -136,6 +160,8 @@ impl Store {
                 let old: SessionItem = from_item(old)?;
                 Ok(if old.revoked_at.is_some() {
                     Rotation::Revoked
+                } else if old.token_hash == replacement {
+                    Rotation::Rotated { user_id: old.user_id, expires_at: old.expires_at }
                 } else if old.expires_at <= now {
                     Rotation::Expired
                 } else {

@@ -1,0 +1,337 @@
+//! Behaviour under AWS faults: throttling, 5xx, timeouts and dropped connections between the
+//! functions and DynamoDB or Secrets Manager, injected by a proxy in front of each emulator.
+//! The functions' clients use their production retries and timeouts (`shared::aws`): three
+//! attempts, 2 s per attempt, 6 s per operation.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use tests::faults::{Fault, BATCH_GET_ITEM, GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
+use tests::{assert_problem, parts, Stack, PASSWORD};
+
+const EMAIL: &str = "ada@example.com";
+/// The SDK's configured maximum number of attempts per operation.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Asserts a `503` problem with `Retry-After`.
+fn assert_unavailable(response: Response<Body>) {
+    let (headers, problem) = assert_problem(response, 503);
+    assert_eq!(headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("2"), "{problem}");
+}
+
+/// Asserts a `2xx` and returns the body.
+fn assert_success(response: Response<Body>, expected: u16) -> Value {
+    let (status, _, body) = parts(response);
+    assert_eq!(status, expected, "{body}");
+    body
+}
+
+async fn register(stack: &Stack) -> Response<Body> {
+    stack.post("register", &json!({"email": EMAIL, "password": PASSWORD, "name": "Ada"})).await
+}
+
+async fn login(stack: &Stack, password: &str) -> Response<Body> {
+    stack.post("login", &json!({"email": EMAIL, "password": password})).await
+}
+
+fn token<'a>(body: &'a Value, name: &str) -> &'a str {
+    body[name].as_str().unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+/// The table's items whose `pk` starts with `prefix`.
+async fn items(stack: &Stack, prefix: &str) -> Vec<HashMap<String, AttributeValue>> {
+    stack.items().await.into_iter().filter(|i| i["pk"].as_s().unwrap().starts_with(prefix)).collect()
+}
+
+/// Exactly one user and one email item, pointing at each other, or neither.
+async fn assert_users_consistent(stack: &Stack, expected_users: usize) {
+    let (users, emails) = (items(stack, "USER#").await, items(stack, "EMAIL#").await);
+    assert_eq!((users.len(), emails.len()), (expected_users, expected_users), "users {users:?}, emails {emails:?}");
+    for user in &users {
+        let id = user["id"].as_s().unwrap();
+        assert!(emails.iter().any(|e| e["user_id"].as_s().unwrap() == id), "user {id} has no email item");
+    }
+}
+
+/// The single refresh-token family in the table.
+async fn only_session(stack: &Stack) -> HashMap<String, AttributeValue> {
+    let sessions = items(stack, "SESSION#").await;
+    assert_eq!(sessions.len(), 1, "one login, one family: {sessions:?}");
+    sessions.into_iter().next().unwrap()
+}
+
+// --- Faults on every attempt: 503 with Retry-After, after the SDK's retries ---------------------
+
+#[tokio::test]
+async fn given_dynamodb_throttles_every_attempt_when_logging_in_then_503_after_three_attempts() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(BATCH_GET_ITEM));
+    stack.dynamodb_calls.take();
+
+    assert_unavailable(login(&stack, PASSWORD).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(BATCH_GET_ITEM), MAX_ATTEMPTS);
+    assert_eq!(stack.dynamodb_calls.take(), 1, "one operation, retried by the SDK");
+    assert!(items(&stack, "SESSION#").await.is_empty());
+}
+
+#[tokio::test]
+async fn given_dynamodb_answers_500_to_every_attempt_when_registering_then_503_after_three_attempts() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.dynamodb_proxy().inject(Fault::ServerError(500).on(TRANSACT_WRITE_ITEMS));
+
+    assert_unavailable(register(&stack).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), MAX_ATTEMPTS);
+    assert_users_consistent(&stack, 0).await;
+}
+
+#[tokio::test]
+async fn given_dynamodb_answers_503_to_every_attempt_when_reading_the_user_then_503_after_three_attempts() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    stack.dynamodb_proxy().inject(Fault::ServerError(503).on(GET_ITEM));
+
+    assert_unavailable(stack.get_user("me", Some(token(&tokens, "access_token"))).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), MAX_ATTEMPTS);
+}
+
+#[tokio::test]
+async fn given_dynamodb_closes_the_connection_on_every_attempt_when_reading_the_user_then_503() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    stack.dynamodb_proxy().inject(Fault::Close.on(GET_ITEM));
+
+    assert_unavailable(stack.get_user("me", Some(token(&tokens, "access_token"))).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), MAX_ATTEMPTS);
+}
+
+#[tokio::test]
+async fn given_dynamodb_never_answers_when_refreshing_then_503_within_the_operation_timeout() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    stack.dynamodb_proxy().inject(Fault::Hang.on(UPDATE_ITEM));
+
+    let started = Instant::now();
+    assert_unavailable(stack.refresh_with(token(&tokens, "refresh_token")).await);
+    let elapsed = started.elapsed();
+
+    // 2 s per attempt, cut off by the 6 s operation timeout during the third.
+    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), MAX_ATTEMPTS);
+    assert!(elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(7), "took {elapsed:?}");
+}
+
+// --- A fault on the first attempt only: the SDK retries and the request succeeds ----------------
+
+#[tokio::test]
+async fn given_one_throttled_read_when_logging_in_then_the_retry_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(BATCH_GET_ITEM).times(1));
+
+    assert_success(login(&stack, PASSWORD).await, 200);
+
+    assert_eq!(stack.dynamodb_proxy().count(BATCH_GET_ITEM), 2);
+}
+
+#[tokio::test]
+async fn given_one_500_when_registering_then_the_retry_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.dynamodb_proxy().inject(Fault::ServerError(500).times(1));
+
+    assert_success(register(&stack).await, 201);
+
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 2);
+    assert_users_consistent(&stack, 1).await;
+}
+
+#[tokio::test]
+async fn given_one_attempt_timing_out_when_reading_the_user_then_the_retry_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    stack.dynamodb_proxy().inject(Fault::Hang.on(GET_ITEM).times(1));
+
+    let started = Instant::now();
+    let user = assert_success(stack.get_user("me", Some(token(&tokens, "access_token"))).await, 200);
+
+    assert_eq!(user["email"], EMAIL);
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), 2);
+    assert!(started.elapsed() >= Duration::from_secs(2), "the first attempt ran into its timeout");
+}
+
+#[tokio::test]
+async fn given_one_closed_connection_when_refreshing_then_the_retry_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    stack.dynamodb_proxy().inject(Fault::Close.on(UPDATE_ITEM).times(1));
+
+    let refreshed = assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
+
+    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), 2);
+    assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
+}
+
+// --- No partial state ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_a_failing_registration_write_when_registering_then_neither_item_exists_and_a_retry_works() {
+    let stack = Stack::with_proxies(&[]).await;
+    for fault in [Fault::Throttle, Fault::ServerError(503), Fault::Close] {
+        stack.dynamodb_proxy().inject(fault.on(TRANSACT_WRITE_ITEMS));
+        assert_unavailable(register(&stack).await);
+        assert_users_consistent(&stack, 0).await;
+        stack.dynamodb_proxy().pass_through();
+    }
+
+    assert_success(register(&stack).await, 201);
+    assert_users_consistent(&stack, 1).await;
+}
+
+#[tokio::test]
+async fn given_a_lost_answer_to_the_registration_write_when_the_sdk_retries_then_201_not_409() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(TRANSACT_WRITE_ITEMS).times(1));
+
+    // The retry repeats the transaction's idempotency token, so it is not taken for a second sign-up.
+    assert_success(register(&stack).await, 201);
+
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 2);
+    assert_users_consistent(&stack, 1).await;
+}
+
+#[tokio::test]
+async fn given_a_failing_session_write_when_logging_in_then_no_session_exists() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(PUT_ITEM));
+
+    assert_unavailable(login(&stack, PASSWORD).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(PUT_ITEM), MAX_ATTEMPTS);
+    assert!(items(&stack, "SESSION#").await.is_empty());
+}
+
+#[tokio::test]
+async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then_nothing_changes() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    assert_problem(login(&stack, "definitely not the password").await, 401);
+    let failures = items(&stack, "FAILURES#").await;
+    // After a failure, the session is written together with clearing the failure record.
+    stack.dynamodb_proxy().inject(Fault::ServerError(500).on(TRANSACT_WRITE_ITEMS));
+    stack.dynamodb_proxy().reset_counts();
+
+    assert_unavailable(login(&stack, PASSWORD).await);
+
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), MAX_ATTEMPTS);
+    assert!(items(&stack, "SESSION#").await.is_empty());
+    assert_eq!(items(&stack, "FAILURES#").await, failures, "the failure record is untouched");
+}
+
+#[tokio::test]
+async fn given_a_lost_answer_to_the_session_write_when_the_sdk_retries_then_the_login_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(PUT_ITEM).times(1));
+
+    // The first attempt stored the session; the retry finds it and must not fail the login.
+    let tokens = assert_success(login(&stack, PASSWORD).await, 200);
+
+    assert_eq!(stack.dynamodb_proxy().count(PUT_ITEM), 2);
+    only_session(&stack).await;
+    assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
+}
+
+#[tokio::test]
+async fn given_a_failing_rotation_when_refreshing_then_the_presented_token_still_works_once() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let presented = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
+    stack.dynamodb_proxy().inject(Fault::ServerError(503).on(UPDATE_ITEM));
+
+    assert_unavailable(stack.refresh_with(&presented).await);
+    assert_eq!(only_session(&stack).await["generation"].as_n().unwrap(), "0", "nothing rotated");
+
+    stack.dynamodb_proxy().pass_through();
+    let refreshed = assert_success(stack.refresh_with(&presented).await, 200);
+    assert_eq!(only_session(&stack).await["generation"].as_n().unwrap(), "1");
+    // One live token per family: the presented one is spent, its successor works.
+    assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
+    assert_problem(stack.refresh_with(&presented).await, 401);
+}
+
+#[tokio::test]
+async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refresh_succeeds() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let presented = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
+    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(UPDATE_ITEM).times(1));
+
+    // The first attempt rotated the family; the retry must recognise its own rotation rather
+    // than take it for a replayed token and revoke the family.
+    let refreshed = assert_success(stack.refresh_with(&presented).await, 200);
+
+    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), 2);
+    let session = only_session(&stack).await;
+    assert_eq!(session["generation"].as_n().unwrap(), "1");
+    assert!(!session.contains_key("revoked_at"), "{session:?}");
+    assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
+}
+
+// --- Secrets Manager -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_secrets_manager_down_at_cold_start_when_invoked_then_503_and_recovery_once_it_is_back() {
+    let mut stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let access = token(&stack.login_user(EMAIL, PASSWORD).await, "access_token").to_owned();
+    let sessions = items(&stack, "SESSION#").await.len();
+
+    // New containers start while Secrets Manager is unreachable: init must not fail.
+    stack.secrets_proxy().inject(Fault::Close);
+    stack.secrets_proxy().reset_counts();
+    stack.login = stack.token_services();
+    stack.get_user = stack.token_services();
+    stack.login.tokens.keys().prefetch().await;
+    stack.get_user.tokens.keys().prefetch().await;
+    assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 2 * MAX_ATTEMPTS);
+
+    assert_unavailable(login(&stack, PASSWORD).await);
+    assert_unavailable(stack.get_user("me", Some(&access)).await);
+    assert_eq!(items(&stack, "SESSION#").await.len(), sessions, "no session without a token");
+
+    stack.secrets_proxy().pass_through();
+    assert_success(login(&stack, PASSWORD).await, 200);
+    assert_success(stack.get_user("me", Some(&access)).await, 200);
+}
+
+#[tokio::test]
+async fn given_a_warm_function_when_secrets_manager_goes_down_then_the_cached_key_keeps_working() {
+    let stack = Stack::with_proxies(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    // Each function has fetched the key once.
+    let first = stack.login_user(EMAIL, PASSWORD).await;
+    let tokens = assert_success(stack.refresh_with(token(&first, "refresh_token")).await, 200);
+    assert_success(stack.get_user("me", Some(token(&tokens, "access_token"))).await, 200);
+    stack.secrets_proxy().reset_counts();
+
+    stack.secrets_proxy().inject(Fault::ServerError(503));
+
+    let fresh = assert_success(login(&stack, PASSWORD).await, 200);
+    assert_success(stack.get_user("me", Some(token(&tokens, "access_token"))).await, 200);
+    assert_success(stack.get_user("me", Some(token(&fresh, "access_token"))).await, 200);
+    assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
+    // The cache had expired: each function did try Secrets Manager, then used the key it had.
+    assert!(stack.secrets_proxy().count(GET_SECRET_VALUE) >= MAX_ATTEMPTS, "{:?}", stack.secrets_proxy().counts());
+}
