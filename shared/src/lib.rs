@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod lambda;
 pub mod password;
 pub mod services;
 pub mod store;

@@ -26,7 +26,8 @@ pub fn event_json(name: &str) -> serde_json::Value {
 
 /// A request exactly as Lambda would hand it to the function for this API Gateway event.
 pub fn request_from(event: &serde_json::Value) -> Request {
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway REST proxy event")
+    let event = serde_json::from_value(event.clone()).expect("a valid API Gateway REST proxy event");
+    crate::lambda::into_request(event)
 }
 
 /// The request for fixture `events/<name>`.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::{run, service_fn, Error};
+use lambda_http::Error;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -13,9 +13,9 @@ async fn main() -> Result<(), Error> {
     // Read the signing key during init; a failure here is retried by the first request.
     deps.tokens.keys().prefetch().await;
     let deps = Arc::new(deps);
-    run(service_fn(move |req| {
+    shared::lambda::run(move |req| {
         let deps = deps.clone();
-        async move { Ok::<_, std::convert::Infallible>(get_user::handle(req, &deps).await) }
-    }))
+        async move { get_user::handle(req, &deps).await }
+    })
     .await
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::{run, service_fn, Error};
+use lambda_http::Error;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -10,9 +10,9 @@ async fn main() -> Result<(), Error> {
     let config = shared::Config::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let deps = Arc::new(register::Deps::new(&config, shared::aws::dynamodb(&aws)));
-    run(service_fn(move |req| {
+    shared::lambda::run(move |req| {
         let deps = deps.clone();
-        async move { Ok::<_, std::convert::Infallible>(register::handle(req, &deps).await) }
-    }))
+        async move { register::handle(req, &deps).await }
+    })
     .await
 }
