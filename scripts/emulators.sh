@@ -158,6 +158,20 @@ group_alive() {
     kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null
 }
 
+# wait_groups_exit TRIES PID...: wait up to TRIES tenths of a second for the process groups to exit.
+wait_groups_exit() {
+    local tries="$1" _ pid alive
+    shift
+    for _ in $(seq 1 "$tries"); do
+        alive=0
+        for pid in "$@"; do
+            if group_alive "$pid"; then alive=1; fi
+        done
+        [ "$alive" = 1 ] || return 0
+        sleep 0.1
+    done
+}
+
 # stop_services SERVICE...: stop the process groups we launched (SIGTERM to all, then wait
 # up to 10 s, then SIGKILL); removes their pid files. Idempotent.
 stop_services() {
@@ -169,28 +183,14 @@ stop_services() {
             pids+=("$pid")
         fi
     done
-    for _ in $(seq 1 100); do
-        alive=0
-        for pid in "${pids[@]+"${pids[@]}"}"; do
-            if group_alive "$pid"; then alive=1; fi
-        done
-        [ "$alive" = 1 ] || break
-        sleep 0.1
-    done
+    wait_groups_exit 100 "${pids[@]+"${pids[@]}"}"
     for pid in "${pids[@]+"${pids[@]}"}"; do
         if group_alive "$pid"; then
             log "process group $pid did not exit after SIGTERM; sending SIGKILL"
             kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         fi
     done
-    for _ in $(seq 1 50); do
-        alive=0
-        for pid in "${pids[@]+"${pids[@]}"}"; do
-            if group_alive "$pid"; then alive=1; fi
-        done
-        [ "$alive" = 1 ] || break
-        sleep 0.1
-    done
+    wait_groups_exit 50 "${pids[@]+"${pids[@]}"}"
     for svc in "$@"; do
         rm -f "$(pid_file "$svc")"
     done

@@ -38,6 +38,7 @@ mkdir -p "$LOCAL_DIR"
 started_emulators="$(mktemp "$LOCAL_DIR/started-emulators.XXXXXX")"
 children=()
 
+# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
     local status=$?
     trap - EXIT INT TERM

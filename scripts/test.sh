@@ -11,7 +11,7 @@
 # and stops everything it started, pass or fail.
 set -euo pipefail
 
-LOG_TAG=test
+LOG_TAG="test"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -23,6 +23,7 @@ started_emulators="$(mktemp "$LOCAL_DIR/test-emulators.XXXXXX")"
 ready_file="$LOCAL_DIR/e2e-ready.$$"
 local_pid=""
 
+# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
