@@ -14,8 +14,9 @@ pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     respond(&meta, get_user(&req, deps).await)
 }
 
-/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(req: &Request) -> Result<&str, ApiError> {
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive). Public for
+/// the fuzz targets.
+pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let header = single_header(req.headers(), &http::header::AUTHORIZATION)
         .map_err(|_| ApiError::InvalidAccessToken("duplicate authorization header"))?
         .ok_or(ApiError::MissingAccessToken)?;

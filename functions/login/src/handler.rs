@@ -18,7 +18,9 @@ pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     respond(&meta, login(&req, deps).await)
 }
 
-fn parse(req: &Request) -> Result<(Email, SubmittedPassword), ApiError> {
+/// Reads the body: a `400`/`413`/`415` for an unreadable one, one `422` for every invalid field.
+/// Public for the fuzz targets.
+pub fn parse(req: &Request) -> Result<(Email, SubmittedPassword), ApiError> {
     let mut fields = JsonFields::from_request(req, &["email", "password"])?;
     let email = fields.parse("email", |raw| Email::parse(&raw));
     let password = fields.parse("password", SubmittedPassword::parse);

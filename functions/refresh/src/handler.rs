@@ -16,13 +16,18 @@ pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
     respond(&meta, refresh(&req, deps).await)
 }
 
-async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
-    require_method(req, &Method::POST)?;
+/// Reads the body: a `400`/`413`/`415` for an unreadable one, a `422` for missing or unknown
+/// fields, a `401` for a token that is not one of ours in shape. Public for the fuzz targets.
+pub fn parse(req: &Request) -> Result<RefreshToken, ApiError> {
     let mut fields = JsonFields::from_request(req, &["refresh_token"])?;
     let presented = fields.string("refresh_token");
     fields.finish()?;
-    let presented =
-        presented.as_deref().and_then(RefreshToken::parse).ok_or(ApiError::InvalidRefreshToken("malformed"))?;
+    presented.as_deref().and_then(RefreshToken::parse).ok_or(ApiError::InvalidRefreshToken("malformed"))
+}
+
+async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+    require_method(req, &Method::POST)?;
+    let presented = parse(req)?;
 
     // Make sure a token can be signed before the presented one is spent: a rotation followed by
     // a failed signature would leave the client holding a used token.
