@@ -109,3 +109,12 @@ pub fn error_fields(problem: &serde_json::Value) -> Vec<String> {
         .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// The token functions' dependencies with [`fixed_tokens`] and a store no call can reach.
+pub fn offline_token_services() -> crate::services::TokenServices {
+    crate::services::TokenServices {
+        store: crate::store::Store::new(crate::aws::dynamodb(&unreachable_aws()), "offline"),
+        tokens: fixed_tokens(),
+        cors_allowed_origin: None,
+    }
+}

@@ -52,17 +52,14 @@ async fn get_user(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::store::Store;
-    use shared::testing::{assert_problem, event, event_json, fill, fixed_tokens, request_from, unreachable_aws};
+    use shared::testing::{
+        assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
+    };
 
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
 
     fn deps() -> Deps {
-        Deps {
-            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
-            tokens: fixed_tokens(),
-            cors_allowed_origin: None,
-        }
+        offline_token_services()
     }
 
     async fn token() -> String {

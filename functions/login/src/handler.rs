@@ -92,17 +92,10 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::store::Store;
-    use shared::testing::{
-        assert_problem, error_fields, event, event_json, fixed_tokens, request_from, unreachable_aws,
-    };
+    use shared::testing::{assert_problem, error_fields, event, event_json, offline_token_services, request_from};
 
     fn deps() -> Deps {
-        Deps {
-            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
-            tokens: fixed_tokens(),
-            cors_allowed_origin: None,
-        }
+        offline_token_services()
     }
 
     #[tokio::test]

@@ -63,15 +63,10 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::store::Store;
-    use shared::testing::{assert_problem, error_fields, event, fixed_tokens, unreachable_aws};
+    use shared::testing::{assert_problem, error_fields, event, offline_token_services};
 
     fn deps() -> Deps {
-        Deps {
-            store: Store::new(shared::aws::dynamodb(&unreachable_aws()), "offline"),
-            tokens: fixed_tokens(),
-            cors_allowed_origin: None,
-        }
+        offline_token_services()
     }
 
     #[tokio::test]
