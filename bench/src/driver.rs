@@ -1,0 +1,496 @@
+//! Runs each function's release bootstrap under the local runtime API, with its AWS calls going
+//! through the counting proxies, and measures init, latency, CPU, memory and calls.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+use crate::baseline::Measurement;
+use crate::procfs;
+use crate::proxy::{Call, CallLog, CountingProxy, Counts, Service};
+use crate::runtime::{Outcome, RuntimeApi, Signal};
+
+/// The four functions, in the order they run (each needs what the one before produced).
+pub const FUNCTIONS: [&str; 4] = ["register", "login", "refresh", "get-user"];
+pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
+const PASSWORD: &str = "correct horse battery staple";
+/// How long to wait for init or an invocation before giving up.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Options {
+    pub template: PathBuf,
+    pub table: String,
+    pub secret: String,
+    pub bin_dir: PathBuf,
+    pub artifacts: PathBuf,
+    pub events_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub cold_starts: usize,
+    pub warm_heavy: usize,
+    pub warm_light: usize,
+    pub baseline_runs: usize,
+    pub dynamodb_upstream: String,
+    pub secrets_upstream: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CallRange {
+    pub dynamodb_min: usize,
+    pub dynamodb_max: usize,
+    pub secrets_manager_min: usize,
+    pub secrets_manager_max: usize,
+}
+
+impl CallRange {
+    fn add(&mut self, counts: Counts, first: bool) {
+        if first {
+            *self = Self {
+                dynamodb_min: counts.dynamodb,
+                dynamodb_max: counts.dynamodb,
+                secrets_manager_min: counts.secrets_manager,
+                secrets_manager_max: counts.secrets_manager,
+            };
+        } else {
+            self.dynamodb_min = self.dynamodb_min.min(counts.dynamodb);
+            self.dynamodb_max = self.dynamodb_max.max(counts.dynamodb);
+            self.secrets_manager_min = self.secrets_manager_min.min(counts.secrets_manager);
+            self.secrets_manager_max = self.secrets_manager_max.max(counts.secrets_manager);
+        }
+    }
+}
+
+/// Where the init time of one cold start went, from the proxies' timestamps.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct InitBreakdown {
+    /// Spawn → first AWS request (process start, telemetry, config, SDK config, clients).
+    pub before_first_call_ms: f64,
+    /// Time the AWS calls of init were outstanding at the proxy (emulator time included).
+    pub in_calls_ms: f64,
+    /// Everything else (connection set-up to the proxy, key decoding, runtime start-up).
+    pub other_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Size {
+    pub bootstrap_bytes: Option<u64>,
+    pub zip_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FunctionResult {
+    pub name: String,
+    pub memory_mb: u64,
+    pub init_ms: Vec<f64>,
+    pub init_breakdown: InitBreakdown,
+    pub first_invocation_ms: Vec<f64>,
+    pub warm_ms: Vec<f64>,
+    pub warm_cpu_ms: f64,
+    pub peak_rss_kib: u64,
+    /// Threads of the process after the warm invocations.
+    pub threads: u64,
+    pub init_calls: Counts,
+    pub init_operations: Vec<String>,
+    pub cold_calls: CallRange,
+    pub warm_calls: CallRange,
+    pub sizes: BTreeMap<String, Size>,
+    /// The reference operation, measured right after the function: one argon2id hash for
+    /// register and login, the DynamoDB call alone for refresh and get-user.
+    pub reference: Option<Measurement>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub functions: Vec<FunctionResult>,
+    /// Fuzzers seen running between the functions' runs.
+    pub fuzzers: Vec<String>,
+}
+
+/// What the functions produce for each other: the registered user and the latest tokens.
+#[derive(Default)]
+struct Flow {
+    run: String,
+    registered: usize,
+    email: Option<String>,
+    user_id: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+}
+
+struct Events {
+    register: Value,
+    login: Value,
+    refresh: Value,
+    get_user: Value,
+}
+
+impl Events {
+    fn load(dir: &Path) -> Result<Self, String> {
+        let read = |name: &str| -> Result<Value, String> {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        Ok(Self {
+            register: read("register.json")?,
+            login: read("login.json")?,
+            refresh: read("refresh.json")?,
+            get_user: read("get-user.me.json")?,
+        })
+    }
+}
+
+fn with_body(event: &Value, body: Value) -> Value {
+    let mut event = event.clone();
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+/// The fixture's body as JSON (the fixtures hold realistic values to keep).
+fn body_of(event: &Value) -> Value {
+    event["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null)
+}
+
+impl Flow {
+    fn event(&mut self, function: &str, events: &Events) -> Result<Bytes, String> {
+        let event = match function {
+            "register" => {
+                let mut body = body_of(&events.register);
+                self.registered += 1;
+                body["email"] = format!("bench-{}-{}@example.com", self.run, self.registered).into();
+                body["password"] = PASSWORD.into();
+                with_body(&events.register, body)
+            }
+            "login" => {
+                let mut body = body_of(&events.login);
+                body["email"] = self.email.clone().ok_or("no registered user")?.into();
+                body["password"] = PASSWORD.into();
+                with_body(&events.login, body)
+            }
+            "refresh" => {
+                let token = self.refresh_token.as_deref().ok_or("no refresh token")?;
+                with_body(&events.refresh, json!({"refresh_token": token}))
+            }
+            "get-user" => {
+                let token = self.access_token.as_deref().ok_or("no access token")?;
+                let text = events.get_user.to_string().replace("{{access_token}}", token);
+                serde_json::from_str(&text).map_err(|e| e.to_string())?
+            }
+            other => return Err(format!("unknown function {other}")),
+        };
+        Ok(Bytes::from(event.to_string()))
+    }
+
+    /// Checks the answer is the happy path's and keeps what later invocations need.
+    fn accept(&mut self, function: &str, response: &[u8]) -> Result<(), String> {
+        let response: Value = serde_json::from_slice(response).map_err(|e| format!("{function}: {e}"))?;
+        let status = response["statusCode"].as_u64().unwrap_or(0);
+        let expected = if function == "register" { 201 } else { 200 };
+        let body: Value = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        if status != expected {
+            return Err(format!("{function}: status {status}, expected {expected}: {body}"));
+        }
+        match function {
+            "register" if self.user_id.is_none() => {
+                self.user_id = body["id"].as_str().map(str::to_owned);
+                self.email = body["email"].as_str().map(str::to_owned);
+            }
+            "login" | "refresh" => {
+                self.access_token = body["access_token"].as_str().map(str::to_owned);
+                self.refresh_token = body["refresh_token"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The template's facts about one function: logical id, memory, timeout, environment.
+struct FunctionSpec {
+    name: String,
+    memory_mb: u64,
+    timeout: Duration,
+    env: BTreeMap<String, String>,
+}
+
+fn function_spec(options: &Options, name: &str) -> Result<FunctionSpec, String> {
+    let template = localdev::Template::load(&options.template).map_err(|e| e.to_string())?;
+    let ids = template.resources_of_type("AWS::Serverless::Function").map_err(|e| e.to_string())?;
+    let binary = |id: &String| {
+        template
+            .resource(id)
+            .and_then(|r| r.get("Metadata"))
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(|b| b.as_str())
+            .map(str::to_owned)
+    };
+    let id = ids.iter().find(|id| binary(id).as_deref() == Some(name)).ok_or(format!("no function {name}"))?;
+    let names = localdev::LocalNames { table_name: options.table.clone(), secret_name: options.secret.clone() };
+    let mut env = template.runtime_environment().map_err(|e| e.to_string())?;
+    env.extend(template.function_environment_for(id, &names).map_err(|e| e.to_string())?);
+    let (memory_mb, timeout) = memory_and_timeout(&options.template, id)?;
+    Ok(FunctionSpec { name: name.to_owned(), memory_mb, timeout: Duration::from_secs(timeout), env })
+}
+
+/// `MemorySize` and `Timeout` of a function, its own or from `Globals.Function`.
+fn memory_and_timeout(path: &Path, id: &str) -> Result<(u64, u64), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
+    let find = |key: &str, default: u64| {
+        doc.get("Resources")
+            .and_then(|r| r.get(id))
+            .and_then(|f| f.get("Properties"))
+            .and_then(|p| p.get(key))
+            .or_else(|| doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get(key)))
+            .and_then(serde_norway::Value::as_u64)
+            .unwrap_or(default)
+    };
+    Ok((find("MemorySize", 128), find("Timeout", 3)))
+}
+
+/// The variables Lambda sets for a `provided.al2023` function, then the template's, then the
+/// local AWS endpoints (the proxies) and credentials.
+fn process_env(
+    spec: &FunctionSpec,
+    runtime_api: &str,
+    proxies: &(CountingProxy, CountingProxy),
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name)),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[$LATEST]bench".to_owned()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
+        ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.to_owned(), value));
+        }
+    }
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), proxies.0.url()));
+    env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(), proxies.1.url()));
+    env
+}
+
+async fn wait_signal(api: &mut RuntimeApi, child: &mut Child, what: &str) -> Result<Signal, String> {
+    tokio::select! {
+        signal = api.signal(PATIENCE) => match signal {
+            Some(Signal::InitError(error)) => Err(format!("init failed: {error}")),
+            Some(signal) => Ok(signal),
+            None => Err(format!("no answer within {PATIENCE:?} while waiting for {what}")),
+        },
+        status = child.wait() => Err(format!("the function exited ({status:?}) while waiting for {what}")),
+    }
+}
+
+/// Waits until the process asks for its next event; returns when it asked.
+async fn idle(api: &mut RuntimeApi, child: &mut Child) -> Result<Instant, String> {
+    match wait_signal(api, child, "GET /next").await? {
+        Signal::Poll(at) => Ok(at),
+        other => Err(format!("expected GET /next, got {other:?}")),
+    }
+}
+
+/// One invocation: its latency (event handed out → response received) and the response.
+async fn invoke(api: &mut RuntimeApi, child: &mut Child, event: Bytes) -> Result<(f64, Bytes), String> {
+    api.submit(event);
+    match wait_signal(api, child, "the invocation's response").await? {
+        Signal::Done { delivered, at, outcome: Outcome::Response(body) } => {
+            Ok((at.duration_since(delivered).as_secs_f64() * 1000.0, body))
+        }
+        Signal::Done { outcome: Outcome::Error(error), .. } => Err(format!("invocation error: {error}")),
+        other => Err(format!("expected a response, got {other:?}")),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn breakdown(spawned: Instant, polled: Instant, calls: &[Call]) -> InitBreakdown {
+    let total = ms(polled.duration_since(spawned));
+    let Some(first) = calls.iter().map(|c| c.arrived).min() else {
+        return InitBreakdown { before_first_call_ms: total, in_calls_ms: 0.0, other_ms: 0.0 };
+    };
+    let before = ms(first.duration_since(spawned));
+    let in_calls: f64 = calls.iter().map(|c| ms(c.answered.duration_since(c.arrived))).sum();
+    InitBreakdown {
+        before_first_call_ms: before,
+        in_calls_ms: in_calls,
+        other_ms: (total - before - in_calls).max(0.0),
+    }
+}
+
+fn spawn(binary: &Path, env: &[(String, String)], log: &Path) -> Result<Child, String> {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| e.to_string())?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(binary.parent().unwrap_or(Path::new(".")))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))
+}
+
+async fn stop(mut child: Child) {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+async fn run_function(
+    options: &Options,
+    name: &str,
+    flow: &mut Flow,
+    events: &Events,
+    proxies: &(CountingProxy, CountingProxy),
+    log: &CallLog,
+) -> Result<FunctionResult, String> {
+    let spec = function_spec(options, name)?;
+    let binary = options.bin_dir.join(name);
+    let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
+    let log_file = options.log_dir.join(format!("{name}.log"));
+    let warm = if matches!(name, "register" | "login") { options.warm_heavy } else { options.warm_light };
+    let mut result = FunctionResult { name: name.to_owned(), memory_mb: spec.memory_mb, ..FunctionResult::default() };
+    let cold_starts = options.cold_starts.max(1);
+    for start in 0..cold_starts {
+        let mut api = RuntimeApi::start(name, spec.timeout).await.map_err(|e| e.to_string())?;
+        let env = process_env(&spec, &api.host_port(), proxies);
+        log.drain();
+        let spawned = Instant::now();
+        let mut child = spawn(&binary, &env, &log_file)?;
+        let pid = child.id().ok_or("the function exited at once")?.to_string();
+        let polled = idle(&mut api, &mut child).await?;
+        let init_calls = log.drain();
+        result.init_ms.push(ms(polled.duration_since(spawned)));
+        if start + 1 == cold_starts {
+            result.init_breakdown = breakdown(spawned, polled, &init_calls);
+            result.init_calls = Counts::of(&init_calls);
+            result.init_operations = init_calls.iter().map(|c| c.operation.clone()).collect();
+        }
+
+        let (latency, response) = invoke(&mut api, &mut child, flow.event(name, events)?).await?;
+        flow.accept(name, &response)?;
+        result.first_invocation_ms.push(latency);
+        result.cold_calls.add(Counts::of(&log.drain()), start == 0);
+        idle(&mut api, &mut child).await?;
+        if start + 1 < cold_starts {
+            stop(child).await;
+            continue;
+        }
+
+        let cpu_before = procfs::cpu_ms(&pid).ok_or("cannot read the function's /proc/<pid>/stat")?;
+        for i in 0..warm {
+            let (latency, response) = invoke(&mut api, &mut child, flow.event(name, events)?).await?;
+            flow.accept(name, &response)?;
+            result.warm_ms.push(latency);
+            result.warm_calls.add(Counts::of(&log.drain()), i == 0);
+            if std::env::var_os("BENCH_TRACE_RSS").is_some() {
+                eprintln!("{name} {i}: VmRSS {:?} VmHWM {:?}", procfs::rss_kib(&pid), procfs::peak_rss_kib(&pid));
+            }
+            idle(&mut api, &mut child).await?;
+        }
+        let cpu_after = procfs::cpu_ms(&pid).ok_or("cannot read the function's /proc/<pid>/stat")?;
+        result.warm_cpu_ms = (cpu_after - cpu_before) / warm.max(1) as f64;
+        result.peak_rss_kib = procfs::peak_rss_kib(&pid).unwrap_or(0);
+        result.threads = procfs::threads(&pid).unwrap_or(0);
+        stop(child).await;
+    }
+    for arch in ARCHES {
+        let dir = options.artifacts.join(arch);
+        let size = |path: PathBuf| std::fs::metadata(path).ok().map(|m| m.len());
+        result.sizes.insert(
+            arch.to_owned(),
+            Size {
+                bootstrap_bytes: size(dir.join(name).join("bootstrap")),
+                zip_bytes: size(dir.join(format!("{name}.zip"))),
+            },
+        );
+    }
+    Ok(result)
+}
+
+/// Runs `bench baseline` in a child process with a function's environment.
+async fn measure_baseline(
+    options: &Options,
+    op: &str,
+    user_id: Option<&str>,
+    proxies: &(CountingProxy, CountingProxy),
+) -> Result<Measurement, String> {
+    let spec = function_spec(options, "get-user")?;
+    let env = process_env(&spec, "127.0.0.1:9", proxies);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let n = if op == "argon2" { (options.baseline_runs / 5).max(20) } else { options.baseline_runs };
+    let mut command = Command::new(exe);
+    command.env_clear().envs(env).args(["baseline", "--op", op, "--n", &n.to_string()]);
+    if let Some(id) = user_id {
+        command.args(["--user-id", id]);
+    }
+    let output = command.output().await.map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!("baseline {op}: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("baseline {op}: {e}"))
+}
+
+pub async fn run(options: &Options) -> Result<Results, String> {
+    std::fs::create_dir_all(&options.log_dir).map_err(|e| e.to_string())?;
+    let log = CallLog::default();
+    let proxies = (
+        CountingProxy::start(&options.dynamodb_upstream, Service::DynamoDb, log.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+        CountingProxy::start(&options.secrets_upstream, Service::SecretsManager, log.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let events = Events::load(&options.events_dir)?;
+    let mut flow = Flow { run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(), ..Flow::default() };
+    let mut results = Results::default();
+    for name in FUNCTIONS {
+        eprintln!("bench: {name}");
+        for fuzzer in crate::report::fuzzers() {
+            if !results.fuzzers.contains(&fuzzer) {
+                results.fuzzers.push(fuzzer);
+            }
+        }
+        let mut result = run_function(options, name, &mut flow, &events, &proxies, &log).await?;
+        let op = match name {
+            "refresh" => "rotate-session",
+            "get-user" => "get-user",
+            _ => "argon2",
+        };
+        result.reference = Some(measure_baseline(options, op, flow.user_id.as_deref(), &proxies).await?);
+        let median = crate::report::percentile(&result.warm_ms, 50.0);
+        eprintln!(
+            "bench: {name}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
+             (reference {op}: {:.3} ms)",
+            result.init_ms.last().copied().unwrap_or_default(),
+            result.warm_cpu_ms,
+            result.reference.as_ref().map_or(f64::NAN, |r| r.cpu_ms)
+        );
+        results.functions.push(result);
+    }
+    Ok(results)
+}

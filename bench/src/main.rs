@@ -1,0 +1,162 @@
+//! `bench`: the benchmark driver behind `scripts/bench.sh`.
+//!
+//! `bench run` runs each function's release bootstrap under a local Lambda Runtime API against
+//! the emulators (through counting proxies) and writes `docs/performance.md`; `bench baseline`
+//! is the child process that measures the reference operations.
+
+mod baseline;
+mod driver;
+mod procfs;
+mod proxy;
+mod report;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Cold start, per-invocation cost and size of the auth functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure every function and write the report.
+    Run(Box<RunArgs>),
+    /// Measure one reference operation in this process (run by `bench run`).
+    #[command(hide = true)]
+    Baseline {
+        #[arg(long, value_enum)]
+        op: baseline::Op,
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    #[arg(long, env = "TABLE_NAME")]
+    table: String,
+    #[arg(long, env = "SIGNING_KEY_SECRET_ID")]
+    secret: String,
+    /// Directory holding the x86_64 release binaries to run (`target/release`).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Directory with `<arch>/<function>/bootstrap` and `<arch>/<function>.zip`.
+    #[arg(long, default_value = ".local/bench/artifacts")]
+    artifacts: PathBuf,
+    #[arg(long, default_value = "events")]
+    events: PathBuf,
+    /// Function stdout/stderr go to `<log-dir>/<function>.log`.
+    #[arg(long, default_value = ".local/bench")]
+    log_dir: PathBuf,
+    /// Cold starts (fresh processes) per function.
+    #[arg(long, default_value_t = 5)]
+    cold_starts: usize,
+    /// Warm invocations of register and login (one argon2id hash each).
+    #[arg(long, default_value_t = 200)]
+    warm_heavy: usize,
+    /// Warm invocations of refresh and get-user (more, for CPU resolution).
+    #[arg(long, default_value_t = 1000)]
+    warm_light: usize,
+    /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
+    #[arg(long, default_value_t = 1000)]
+    baseline_runs: usize,
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    dynamodb: String,
+    #[arg(long, env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
+    secrets_manager: String,
+    /// Criterion's output directory (`target/criterion`), for the hot-path table.
+    #[arg(long, default_value = "target/criterion")]
+    criterion: PathBuf,
+    /// The report to write.
+    #[arg(long, default_value = "docs/performance.md")]
+    out: PathBuf,
+    /// The raw results, as JSON.
+    #[arg(long, default_value = ".local/bench/results.json")]
+    json: PathBuf,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Baseline { op, n, user_id } => baseline::run(op, n, user_id),
+        Command::Run(args) => {
+            let RunArgs {
+                template,
+                table,
+                secret,
+                bin_dir,
+                artifacts,
+                events,
+                log_dir,
+                cold_starts,
+                warm_heavy,
+                warm_light,
+                baseline_runs,
+                dynamodb,
+                secrets_manager,
+                criterion,
+                out,
+                json,
+            } = *args;
+            let options = driver::Options {
+                template,
+                table,
+                secret,
+                bin_dir,
+                artifacts,
+                events_dir: events,
+                log_dir,
+                cold_starts,
+                warm_heavy,
+                warm_light,
+                baseline_runs,
+                dynamodb_upstream: dynamodb,
+                secrets_upstream: secrets_manager,
+            };
+            run(&options, &criterion, &out, &json)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &driver::Options, criterion: &Path, out: &Path, json: &Path) -> Result<(), String> {
+    let mut machine = report::Machine::describe();
+    machine.busy = report::busy_processes();
+    // The driver, the proxies and the runtime API share one thread: the other core stays free
+    // for the function under test (and the emulators).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let results = runtime.block_on(driver::run(options))?;
+    machine.load_after = report::load_average();
+    for busy in report::busy_processes().into_iter().chain(results.fuzzers.iter().cloned()) {
+        if !machine.busy.contains(&busy) {
+            machine.busy.push(busy);
+        }
+    }
+    write(json, &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)?;
+    let markdown = report::render(&results, &machine, &report::criterion_results(criterion));
+    write(out, &markdown)?;
+    eprintln!("bench: wrote {} and {}", out.display(), json.display());
+    Ok(())
+}

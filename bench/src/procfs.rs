@@ -1,0 +1,52 @@
+//! Process figures from `/proc`: CPU time (user + system, all threads) and peak RSS.
+
+/// `USER_HZ`: the unit of `utime`/`stime` in `/proc/<pid>/stat`; 100 on every Linux architecture
+/// Lambda runs (x86_64, arm64).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU time of the whole process (every thread), in milliseconds, from fields 14
+/// and 15 of `/proc/<pid>/stat`.
+pub fn cpu_ms(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are space-separated.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * 1000.0 / TICKS_PER_SECOND)
+}
+
+/// Peak resident set size (`VmHWM` in `/proc/<pid>/status`), in KiB.
+pub fn peak_rss_kib(pid: &str) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident set size now (`VmRSS`), in KiB.
+pub fn rss_kib(pid: &str) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Threads of the process (`Threads` in `/proc/<pid>/status`).
+pub fn threads(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| line.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
+}
+
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id().to_string();
+        assert!(cpu_ms(&pid).is_some());
+        assert!(peak_rss_kib(&pid).is_some_and(|kib| kib > 0));
+        assert!(cpu_ms("0").is_none());
+    }
+}
