@@ -573,6 +573,13 @@ Lambda is the signing-key fetch during init. On this machine the first aws-lc ra
 with jitter entropy and 26 µs without (a one-line program calling `aws_lc_rs::rand::fill`). Not visible in the \
 figures above: the emulators speak plain HTTP, so the functions make no TLS handshake here.
 
+### What init does
+
+Init loads configuration, the SDK config (environment credentials and region: no network) and the clients, and \
+login, refresh and get-user read the signing key, which their first request needs. Nothing else is done eagerly. \
+The DynamoDB connection is not warmed during init: that would move its TLS handshake out of the first request \
+on Lambda but add a request to every cold start, so it is not cheaper overall.
+
 ### What this machine cannot show
 
 - Init here includes about 3 ms in which the SDK's TLS set-up loads this machine's trust store (`/etc/ssl/certs`: \
