@@ -8,9 +8,10 @@
 #      and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap;
 #   3. runs the hot-path micro-benchmarks (`cargo bench -p shared`, criterion);
 #   4. starts DynamoDB Local and moto unless they run (stops only what it started), creates a
-#      fresh table and signing-key secret from template.yaml (`localdev setup`);
+#      fresh stack (table and secrets) from template.yaml (`localdev setup`);
 #   5. runs `target/release/bench run`: each function's release bootstrap under a local Lambda
-#      Runtime API, its AWS calls through counting proxies; writes docs/performance.md and
+#      Runtime API with the environment Lambda gives it, its AWS calls through counting proxies
+#      and the local IAM check (a denied call fails the run); writes docs/performance.md and
 #      .local/bench/results.json. Function logs: .local/bench/<function>.log.
 #
 # Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login), WARM_LIGHT (1000: refresh,
@@ -96,10 +97,9 @@ trap cleanup EXIT
 EMULATORS_STARTED_FILE="$STARTED_FILE" "$SCRIPTS_DIR/emulators.sh" start
 eval "$("$SCRIPTS_DIR/emulators.sh" env)"
 
-TABLE_NAME="serverless-auth-bench-$$-$(date +%s)"
-SIGNING_KEY_SECRET_ID="serverless-auth/bench/$$-$(date +%s)/signing-key"
-export TABLE_NAME SIGNING_KEY_SECRET_ID
-target/debug/localdev setup --table "$TABLE_NAME" --secret "$SIGNING_KEY_SECRET_ID"
+LOCAL_STACK="bench-$$-$(date +%s)"
+export LOCAL_STACK
+target/debug/localdev setup --stack "$LOCAL_STACK"
 
 log "running the functions (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000})"
 for f in "${FUNCTIONS[@]}"; do : >"$BENCH_DIR/$f.log"; done

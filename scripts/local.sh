@@ -2,17 +2,20 @@
 # `make local`: the whole API on http://127.0.0.1:$API_PORT, as the deployed API Gateway serves it.
 #
 # Installs what is missing (scripts/tools.sh), starts DynamoDB Local and moto unless they are
-# already serving, creates the table and the signing-key secret from template.yaml, runs the four
-# functions under a real Lambda runtime emulator (`cargo lambda watch`, reloading on code changes)
-# and puts the template's REST API in front of them (`localdev gateway`: same routes, REST v1
-# proxy events, API-key check, usage-plan and per-route throttling, gateway responses).
-# Ctrl-C stops everything this script started.
+# already serving, creates the stack's table and secrets from template.yaml, starts the local IAM
+# check (`localdev iam-proxy`: every AWS call of a function is held to that function's statements
+# in the template), runs the functions under a real Lambda runtime emulator (`cargo lambda watch`,
+# reloading on code changes; each function process gets exactly the environment Lambda would give
+# it, through `localdev run-function` as cargo's runner) and puts the template's REST API in front
+# of them (`localdev gateway`: same routes, REST v1 proxy events, API-key check, usage-plan and
+# per-route throttling, gateway responses). Ctrl-C stops everything this script started.
 #
 # Environment:
 #   LOCAL_API_KEY        the API key clients must send as x-api-key (default: generated, printed)
 #   PARAMETER_OVERRIDES  template parameter overrides, as for sam deploy: "Name=Value Name2=Value2"
-#   API_PORT (3000)  LAMBDA_PORT (9000)  DDB_PORT (8000)  MOTO_PORT (5000)
-#   LOCAL_TABLE (serverless-auth-local)  LOCAL_SECRET (serverless-auth/local/signing-key)
+#   LOCAL_STACK          the stack's name; its resources are <stack>-<LogicalId> (serverless-auth-local)
+#   API_PORT (3000)  LAMBDA_PORT (9000)  IAM_PORT (4566)  DDB_PORT (8000)  MOTO_PORT (5000)
+#   LOCAL_IAM_ENDPOINT   an IAM check already running (the test suite's); none is started then
 #   LOCAL_READY_FILE     if set, written once the API answers (used by the test suite)
 set -euo pipefail
 
@@ -22,15 +25,18 @@ LOG_TAG=local
 
 API_PORT="${API_PORT:-3000}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
-LOCAL_TABLE="${LOCAL_TABLE:-serverless-auth-local}"
-LOCAL_SECRET="${LOCAL_SECRET:-serverless-auth/local/signing-key}"
+IAM_PORT="${IAM_PORT:-4566}"
+export LOCAL_STACK="${LOCAL_STACK:-serverless-auth-local}"
 export PARAMETER_OVERRIDES="${PARAMETER_OVERRIDES:-}"
+export LOCAL_TEMPLATE="$REPO_ROOT/template.yaml"
 API_KEY="${LOCAL_API_KEY:-}"
 if [ -z "$API_KEY" ]; then
     API_KEY="local-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)"
 fi
 
-for port in "$API_PORT" "$LAMBDA_PORT"; do
+ports=("$API_PORT" "$LAMBDA_PORT")
+if [ -z "${LOCAL_IAM_ENDPOINT:-}" ]; then ports+=("$IAM_PORT"); fi
+for port in "${ports[@]}"; do
     if port_open "$port"; then die "port $port is already in use (is another 'make local' running?)"; fi
 done
 
@@ -71,12 +77,24 @@ for function in register login refresh get-user; do
     cargo build --quiet --bin "$function"
 done
 LOCALDEV="$REPO_ROOT/target/debug/localdev"
-"$LOCALDEV" setup --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET"
-"$LOCALDEV" env-file --template template.yaml --table "$LOCAL_TABLE" --secret "$LOCAL_SECRET" --out "$LOCAL_DIR/functions.env"
+"$LOCALDEV" setup --stack "$LOCAL_STACK"
 
+if [ -z "${LOCAL_IAM_ENDPOINT:-}" ]; then
+    export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$IAM_PORT"
+    setsid "$LOCALDEV" iam-proxy --listen "127.0.0.1:$IAM_PORT" </dev/null &
+    children+=("$!")
+    for _ in $(seq 1 100); do port_open "$IAM_PORT" && break; sleep 0.1; done
+    port_open "$IAM_PORT" || die "the IAM check did not start on port $IAM_PORT"
+fi
+
+# cargo runs each function through `localdev run-function`, which gives the process exactly the
+# function's Lambda environment (its variables, its stack's names, its own access key id, AWS
+# calls to the IAM check) and nothing else.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+runner_var="CARGO_TARGET_$(printf '%s' "$host" | tr 'a-z-' 'A-Z_')_RUNNER"
 # setsid: each child leads its own process group, so cleanup stops whole trees.
-PATH="$VENV_DIR/bin:$PATH" setsid cargo lambda watch --quiet -A 127.0.0.1 -P "$LAMBDA_PORT" \
-    --env-file "$LOCAL_DIR/functions.env" --concurrency 4 --timeout 60 </dev/null &
+env "$runner_var=$LOCALDEV run-function" PATH="$VENV_DIR/bin:$PATH" \
+    setsid cargo lambda watch --quiet -A 127.0.0.1 -P "$LAMBDA_PORT" --concurrency 4 --timeout 60 </dev/null &
 children+=("$!")
 for _ in $(seq 1 600); do port_open "$LAMBDA_PORT" && break; sleep 0.2; done
 port_open "$LAMBDA_PORT" || die "cargo lambda watch did not start on port $LAMBDA_PORT"
@@ -91,7 +109,7 @@ cat >&2 <<EOF
 
   The auth API is running on http://127.0.0.1:$API_PORT
   API key (send as x-api-key): $API_KEY
-  Table: $LOCAL_TABLE   Secret: $LOCAL_SECRET
+  Stack: $LOCAL_STACK (table $LOCAL_STACK-AuthTable)   IAM check: $LOCAL_IAM_ENDPOINT
 
   curl -si -H "x-api-key: $API_KEY" -H 'content-type: application/json' \\
        -d '{"email":"ada@example.com","password":"correct horse battery staple","name":"Ada"}' \\

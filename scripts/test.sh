@@ -5,9 +5,13 @@
 #   2. starts DynamoDB Local and moto unless they are already serving;
 #   3. lints template.yaml (cfn-lint, offline SAM transform + cfn-lint, sam validate --lint);
 #   4. checks formatting and clippy;
-#   5. runs every unit and integration test (cargo test --workspace);
-#   6. starts the local API (scripts/local.sh: cargo lambda watch + localdev gateway) on spare
-#      ports with its own table, and runs the end-to-end tests against it;
+#   5. starts the local IAM check (`localdev iam-proxy`), which records every decision;
+#   6. runs every unit and integration test (cargo test --workspace), the functions' AWS calls
+#      going through that check;
+#   7. starts the local API (scripts/local.sh: cargo lambda watch + localdev gateway) on spare
+#      ports with its own stack and the same check, and runs the end-to-end tests against it;
+#   8. proves from the record that no call was denied and that every action the template grants
+#      was exercised (tests/tests/iam.rs);
 # and stops everything it started, pass or fail.
 set -euo pipefail
 
@@ -17,11 +21,14 @@ LOG_TAG="test"
 
 E2E_API_PORT="${E2E_API_PORT:-3100}"
 E2E_LAMBDA_PORT="${E2E_LAMBDA_PORT:-9100}"
+IAM_PORT="${TEST_IAM_PORT:-4599}"
 
 mkdir -p "$LOCAL_DIR"
 started_emulators="$(mktemp "$LOCAL_DIR/test-emulators.XXXXXX")"
 ready_file="$LOCAL_DIR/e2e-ready.$$"
+iam_record="$LOCAL_DIR/iam-record.jsonl"
 local_pid=""
+iam_pid=""
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
@@ -31,6 +38,7 @@ cleanup() {
         kill -TERM "$local_pid" 2>/dev/null || true
         wait "$local_pid" 2>/dev/null || true
     fi
+    if [ -n "$iam_pid" ]; then kill -TERM "$iam_pid" 2>/dev/null || true; wait "$iam_pid" 2>/dev/null || true; fi
     mapfile -t ours <"$started_emulators" || true
     if [ "${#ours[@]}" -gt 0 ]; then "$SCRIPTS_DIR/emulators.sh" stop "${ours[@]}" || true; fi
     rm -f "$started_emulators" "$ready_file"
@@ -52,13 +60,24 @@ log "formatting and clippy"
 cargo fmt --all --check
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 
+log "starting the local IAM check on port $IAM_PORT (decisions recorded in ${iam_record#"$REPO_ROOT"/})"
+cargo build --quiet -p localdev
+port_open "$IAM_PORT" && die "port $IAM_PORT is in use (TEST_IAM_PORT)"
+: >"$iam_record"
+target/debug/localdev iam-proxy --listen "127.0.0.1:$IAM_PORT" --record "$iam_record" \
+    2>"$LOCAL_DIR/iam-check.log" </dev/null &
+iam_pid=$!
+for _ in $(seq 1 100); do port_open "$IAM_PORT" && break; sleep 0.1; done
+port_open "$IAM_PORT" || { cat "$LOCAL_DIR/iam-check.log" >&2; die "the IAM check did not start"; }
+export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$IAM_PORT"
+
 log "unit and integration tests"
 cargo test --workspace
 
 log "end-to-end: starting the local API on port $E2E_API_PORT (runtime emulator on $E2E_LAMBDA_PORT)"
 api_key="e2e-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 API_PORT="$E2E_API_PORT" LAMBDA_PORT="$E2E_LAMBDA_PORT" LOCAL_API_KEY="$api_key" \
-    LOCAL_TABLE="e2e-$(date +%s)-$$" LOCAL_SECRET="e2e/signing-key-$(date +%s)-$$" LOCAL_READY_FILE="$ready_file" \
+    LOCAL_STACK="e2e-$(date +%s)-$$" LOCAL_READY_FILE="$ready_file" \
     PARAMETER_OVERRIDES="RefreshRateLimit=1 RefreshBurstLimit=3" \
     "$SCRIPTS_DIR/local.sh" >"$LOCAL_DIR/e2e-local.log" 2>&1 &
 local_pid=$!
@@ -73,5 +92,12 @@ E2E_LAMBDA_URL="http://127.0.0.1:$E2E_LAMBDA_PORT" E2E_API_URL="http://127.0.0.1
     cargo test -p tests --test e2e -- --ignored --test-threads=1 || {
     log "end-to-end tests failed; last lines of the local stack's log ($LOCAL_DIR/e2e-local.log):"
     tail -n 60 "$LOCAL_DIR/e2e-local.log" >&2
+    exit 1
+}
+
+log "IAM: every call allowed, every granted action exercised"
+IAM_RECORD="$iam_record" cargo test -p tests --test iam -- --ignored || {
+    log "the IAM check's log ($LOCAL_DIR/iam-check.log):"
+    tail -n 40 "$LOCAL_DIR/iam-check.log" >&2
     exit 1
 }

@@ -25,8 +25,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct Options {
     pub template: PathBuf,
-    pub table: String,
-    pub secret: String,
+    /// The local stack (`localdev setup`) the functions run in.
+    pub stack: String,
     pub bin_dir: PathBuf,
     pub artifacts: PathBuf,
     pub events_dir: PathBuf,
@@ -210,7 +210,7 @@ impl Flow {
     }
 }
 
-/// The template's facts about one function: logical id, memory, timeout, environment.
+/// The template's facts about one function: memory, timeout and the environment Lambda gives it.
 struct FunctionSpec {
     name: String,
     memory_mb: u64,
@@ -218,73 +218,47 @@ struct FunctionSpec {
     env: BTreeMap<String, String>,
 }
 
-fn function_spec(options: &Options, name: &str) -> Result<FunctionSpec, String> {
+/// Every function's spec, its environment resolved for the stack with AWS calls going to the
+/// local IAM check at `iam_url`.
+async fn function_specs(options: &Options, iam_url: &str) -> Result<BTreeMap<String, FunctionSpec>, String> {
     let template = localdev::Template::load(&options.template).map_err(|e| e.to_string())?;
-    let ids = template.resources_of_type("AWS::Serverless::Function").map_err(|e| e.to_string())?;
-    let binary = |id: &String| {
-        template
-            .resource(id)
-            .and_then(|r| r.get("Metadata"))
-            .and_then(|m| m.get("BuildProperties"))
-            .and_then(|b| b.get("Binary"))
-            .and_then(|b| b.as_str())
-            .map(str::to_owned)
-    };
-    let id = ids.iter().find(|id| binary(id).as_deref() == Some(name)).ok_or(format!("no function {name}"))?;
-    let names = localdev::LocalNames { table_name: options.table.clone(), secret_name: options.secret.clone() };
-    let mut env = template.runtime_environment().map_err(|e| e.to_string())?;
-    env.extend(template.function_environment_for(id, &names).map_err(|e| e.to_string())?);
-    let (memory_mb, timeout) = memory_and_timeout(&options.template, id)?;
-    Ok(FunctionSpec { name: name.to_owned(), memory_mb, timeout: Duration::from_secs(timeout), env })
+    let stack = localdev::LocalStack::new(&options.stack).map_err(|e| e.to_string())?;
+    let admin = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(template.region().to_owned()))
+        .endpoint_url(&options.secrets_upstream)
+        .credentials_provider(aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(
+            aws_sdk_secretsmanager::config::Credentials::new("local", "local", None, None, "bench"),
+        ))
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::new(&admin);
+    let resources = localdev::StackResources::discover(&template, stack, &secrets).await.map_err(|e| e.to_string())?;
+    let mut specs = BTreeMap::new();
+    for function in template.functions().map_err(|e| e.to_string())? {
+        let env = template.lambda_environment(&function.logical_id, &resources, iam_url).map_err(|e| e.to_string())?;
+        specs.insert(
+            function.binary.clone(),
+            FunctionSpec {
+                name: function.binary,
+                memory_mb: function.memory_mb,
+                timeout: Duration::from_secs(function.timeout_seconds),
+                env,
+            },
+        );
+    }
+    Ok(specs)
 }
 
-/// `MemorySize` and `Timeout` of a function, its own or from `Globals.Function`.
-fn memory_and_timeout(path: &Path, id: &str) -> Result<(u64, u64), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
-    let find = |key: &str, default: u64| {
-        doc.get("Resources")
-            .and_then(|r| r.get(id))
-            .and_then(|f| f.get("Properties"))
-            .and_then(|p| p.get(key))
-            .or_else(|| doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get(key)))
-            .and_then(serde_norway::Value::as_u64)
-            .unwrap_or(default)
-    };
-    Ok((find("MemorySize", 128), find("Timeout", 3)))
-}
-
-/// The variables Lambda sets for a `provided.al2023` function, then the template's, then the
-/// local AWS endpoints (the proxies) and credentials.
+/// The function's environment as Lambda gives it, with the runtime API of this run and the AWS
+/// calls going through the counting proxies (which forward to the IAM check).
 fn process_env(
     spec: &FunctionSpec,
     runtime_api: &str,
     proxies: &(CountingProxy, CountingProxy),
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name)),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[$LATEST]bench".to_owned()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
-        ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
-        ("TZ", ":UTC".to_owned()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        if let Ok(value) = std::env::var(name) {
-            env.push((name.to_owned(), value));
-        }
-    }
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push(("AWS_LAMBDA_RUNTIME_API".to_owned(), runtime_api.to_owned()));
+    env.push(("AWS_LAMBDA_LOG_STREAM_NAME".to_owned(), "2026/01/01/[$LATEST]bench".to_owned()));
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), proxies.0.url()));
     env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(), proxies.1.url()));
     env
@@ -361,13 +335,13 @@ async fn stop(mut child: Child) {
 
 async fn run_function(
     options: &Options,
-    name: &str,
+    spec: &FunctionSpec,
     flow: &mut Flow,
     events: &Events,
     proxies: &(CountingProxy, CountingProxy),
     log: &CallLog,
 ) -> Result<FunctionResult, String> {
-    let spec = function_spec(options, name)?;
+    let name = spec.name.as_str();
     let binary = options.bin_dir.join(name);
     let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
     let log_file = options.log_dir.join(format!("{name}.log"));
@@ -376,7 +350,7 @@ async fn run_function(
     let cold_starts = options.cold_starts.max(1);
     for start in 0..cold_starts {
         let mut api = RuntimeApi::start(name, spec.timeout).await.map_err(|e| e.to_string())?;
-        let env = process_env(&spec, &api.host_port(), proxies);
+        let env = process_env(spec, &api.host_port(), proxies);
         log.drain();
         let spawned = Instant::now();
         let mut child = spawn(&binary, &env, &log_file)?;
@@ -434,12 +408,12 @@ async fn run_function(
 /// Runs `bench baseline` in a child process with a function's environment.
 async fn measure_baseline(
     options: &Options,
+    spec: &FunctionSpec,
     op: &str,
     user_id: Option<&str>,
     proxies: &(CountingProxy, CountingProxy),
 ) -> Result<Measurement, String> {
-    let spec = function_spec(options, "get-user")?;
-    let env = process_env(&spec, "127.0.0.1:9", proxies);
+    let env = process_env(spec, "127.0.0.1:9", proxies);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let n = if op == "argon2" { (options.baseline_runs / 5).max(20) } else { options.baseline_runs };
     let mut command = Command::new(exe);
@@ -457,14 +431,27 @@ async fn measure_baseline(
 pub async fn run(options: &Options) -> Result<Results, String> {
     std::fs::create_dir_all(&options.log_dir).map_err(|e| e.to_string())?;
     let log = CallLog::default();
+    // Every AWS call goes through the IAM check, as on Lambda; the counting proxies sit in front.
+    let iam = localdev::iam::IamProxy::start(
+        localdev::iam::IamProxyOptions {
+            template: options.template.clone(),
+            parameter_overrides: String::new(),
+            region: "us-east-1".into(),
+            dynamodb: options.dynamodb_upstream.clone(),
+            secrets_manager: options.secrets_upstream.clone(),
+            record: None,
+            log_denials: true,
+        },
+        "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let proxies = (
-        CountingProxy::start(&options.dynamodb_upstream, Service::DynamoDb, log.clone())
-            .await
-            .map_err(|e| e.to_string())?,
-        CountingProxy::start(&options.secrets_upstream, Service::SecretsManager, log.clone())
-            .await
-            .map_err(|e| e.to_string())?,
+        CountingProxy::start(&iam.url(), Service::DynamoDb, log.clone()).await.map_err(|e| e.to_string())?,
+        CountingProxy::start(&iam.url(), Service::SecretsManager, log.clone()).await.map_err(|e| e.to_string())?,
     );
+    let specs = function_specs(options, &iam.url()).await?;
+    let spec = |name: &str| specs.get(name).ok_or_else(|| format!("no function builds {name}"));
     let events = Events::load(&options.events_dir)?;
     let mut flow = Flow { run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(), ..Flow::default() };
     let mut results = Results::default();
@@ -475,13 +462,15 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 results.fuzzers.push(fuzzer);
             }
         }
-        let mut result = run_function(options, name, &mut flow, &events, &proxies, &log).await?;
+        let mut result = run_function(options, spec(name)?, &mut flow, &events, &proxies, &log).await?;
         let op = match name {
             "refresh" => "rotate-session",
             "get-user" => "get-user",
             _ => "argon2",
         };
-        result.reference = Some(measure_baseline(options, op, flow.user_id.as_deref(), &proxies).await?);
+        // Each reference operation runs with the permissions of the function it stands for.
+        let reference = spec(name)?;
+        result.reference = Some(measure_baseline(options, reference, op, flow.user_id.as_deref(), &proxies).await?);
         let median = crate::report::percentile(&result.warm_ms, 50.0);
         eprintln!(
             "bench: {name}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
@@ -491,6 +480,12 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             result.reference.as_ref().map_or(f64::NAN, |r| r.cpu_ms)
         );
         results.functions.push(result);
+    }
+    if iam.denials() > 0 {
+        return Err(format!(
+            "the IAM check denied {} call(s); see the lines starting with `iam:` above",
+            iam.denials()
+        ));
     }
     Ok(results)
 }

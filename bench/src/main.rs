@@ -43,10 +43,9 @@ enum Command {
 struct RunArgs {
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
-    #[arg(long, env = "TABLE_NAME")]
-    table: String,
-    #[arg(long, env = "SIGNING_KEY_SECRET_ID")]
-    secret: String,
+    /// The local stack `localdev setup` created.
+    #[arg(long, env = "LOCAL_STACK")]
+    stack: String,
     /// Directory holding the x86_64 release binaries to run (`target/release`).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -98,8 +97,7 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let RunArgs {
                 template,
-                table,
-                secret,
+                stack,
                 bin_dir,
                 artifacts,
                 events,
@@ -116,8 +114,7 @@ fn main() -> ExitCode {
             } = *args;
             let options = driver::Options {
                 template,
-                table,
-                secret,
+                stack,
                 bin_dir,
                 artifacts,
                 events_dir: events,

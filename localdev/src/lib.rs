@@ -8,24 +8,30 @@
 //! - [`Template::routes`] / [`Template::api`] describe the REST API: routes, throttling, usage plan,
 //!   CORS and gateway responses; [`gateway`] serves them as a local API Gateway emulator in front
 //!   of `cargo lambda watch`.
-//! - [`Template::function_environment`] resolves the functions' environment variables.
-//! - [`secret`] creates the signing-key secret the way `GenerateSecretString` would.
+//! - [`StackResources`] creates a local stack's tables and secrets (named after the stack, see
+//!   [`LocalStack`]) and [`Template::lambda_environment`] gives each function the environment
+//!   Lambda would give it.
+//! - [`iam`] enforces each function's IAM statements on its calls to the emulators.
+//! - [`secret`] creates secrets the way `GenerateSecretString` would.
 
 pub mod api;
 pub mod environment;
 mod error;
 pub mod gateway;
+pub mod iam;
 mod intrinsics;
 mod params;
 pub mod secret;
+pub mod stack;
 pub mod table;
 mod template;
 
 pub use api::{
     Api, Cors, GatewayResponseConfig, HeaderSource, MethodSetting, Quota, QuotaPeriod, Route, Throttle, UsagePlan,
 };
-pub use environment::LocalNames;
+pub use environment::FunctionSpec;
 pub use error::{Error, Result};
 pub use params::parse_overrides;
+pub use stack::{LocalStack, StackResources};
 pub use table::TableDefinition;
 pub use template::Template;

@@ -1,7 +1,5 @@
 //! `localdev`: set up, configure and front the local stack from `template.yaml`.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use localdev::environment::{render_env_file, AWS_VARIABLES};
 use localdev::gateway::{Gateway, GatewayOptions};
-use localdev::{LocalNames, Template};
+use localdev::iam::{IamProxy, IamProxyOptions};
+use localdev::{LocalStack, StackResources, Template};
 
 #[derive(Parser)]
 #[command(version, about = "Local development stack derived from template.yaml")]
@@ -23,7 +21,7 @@ struct Cli {
 #[derive(Args)]
 struct TemplateArgs {
     /// SAM template.
-    #[arg(long, default_value = "template.yaml")]
+    #[arg(long, env = "LOCAL_TEMPLATE", default_value = "template.yaml")]
     template: PathBuf,
     /// Parameter overrides, as for `sam deploy --parameter-overrides` ("Name=Value Name2=Value2").
     #[arg(long, env = "PARAMETER_OVERRIDES", default_value = "")]
@@ -31,33 +29,56 @@ struct TemplateArgs {
 }
 
 #[derive(Args)]
-struct NameArgs {
-    /// Local DynamoDB table name.
-    #[arg(long, env = "TABLE_NAME")]
-    table: String,
-    /// Local Secrets Manager secret name (the signing key).
-    #[arg(long, env = "SIGNING_KEY_SECRET_ID")]
-    secret: String,
+struct StackArgs {
+    /// The local stack: its resources are named `<stack>-<LogicalId>`.
+    #[arg(long, env = "LOCAL_STACK")]
+    stack: String,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table (DynamoDB Local) and the signing-key secret (moto) unless they exist.
+    /// Create the stack's tables (DynamoDB Local) and secrets (moto) unless they exist.
     Setup {
         #[command(flatten)]
         template: TemplateArgs,
         #[command(flatten)]
-        names: NameArgs,
+        stack: StackArgs,
     },
-    /// Write the functions' environment as KEY=VALUE lines for `cargo lambda watch --env-file`.
-    EnvFile {
+    /// Check every AWS call of the functions against their IAM statements, then forward it.
+    IamProxy {
+        #[command(flatten)]
+        template: TemplateArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4566")]
+        listen: SocketAddr,
+        /// DynamoDB Local.
+        #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+        dynamodb: String,
+        /// moto (Secrets Manager).
+        #[arg(long, env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
+        secrets_manager: String,
+        /// Append every decision to this file (JSON lines).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Run a function binary with exactly the environment Lambda would give it (a cargo runner:
+    /// `cargo run` passes the binary and its arguments).
+    RunFunction {
         #[command(flatten)]
         template: TemplateArgs,
         #[command(flatten)]
-        names: NameArgs,
-        /// Output file (default: standard output).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        stack: StackArgs,
+        /// The local IAM check every AWS call of the function goes through.
+        #[arg(long, env = "LOCAL_IAM_ENDPOINT")]
+        iam_endpoint: String,
+        /// The function binary, then its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Print each function's IAM statements (after the SAM transform) as a Markdown table.
+    IamTable {
+        #[command(flatten)]
+        template: TemplateArgs,
     },
     /// Serve the template's REST API locally in front of `cargo lambda watch`.
     Gateway {
@@ -93,46 +114,79 @@ fn require_local_endpoint(service_var: &str) -> Result<(), String> {
     if set(service_var) || set("AWS_ENDPOINT_URL") {
         Ok(())
     } else {
-        Err(format!("{service_var} is not set; refusing to create resources in a real AWS account"))
+        Err(format!("{service_var} is not set; refusing to touch a real AWS account"))
     }
 }
 
-async fn setup(template: &TemplateArgs, names: &NameArgs) -> Result<(), String> {
+async fn admin_clients() -> Result<(aws_sdk_dynamodb::Client, aws_sdk_secretsmanager::Client), String> {
     require_local_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
     require_local_endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER")?;
-    let template = load(template)?;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let table = template.table_definition().map_err(|e| e.to_string())?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let created = table.ensure(&dynamodb, &names.table).await.map_err(|e| e.to_string())?;
-    eprintln!("table {}: {}", names.table, if created { "created" } else { "exists" });
-    let secret = template.secret_spec().map_err(|e| e.to_string())?;
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let created = secret.ensure(&secrets, &names.secret).await.map_err(|e| e.to_string())?;
-    eprintln!("secret {}: {}", names.secret, if created { "created" } else { "exists" });
+    Ok((aws_sdk_dynamodb::Client::new(&config), aws_sdk_secretsmanager::Client::new(&config)))
+}
+
+async fn setup(template: &TemplateArgs, stack: &StackArgs) -> Result<(), String> {
+    let (dynamodb, secrets) = admin_clients().await?;
+    let template = load(template)?;
+    let stack = LocalStack::new(&stack.stack).map_err(|e| e.to_string())?;
+    let resources = StackResources::create(&template, stack, &dynamodb, &secrets).await.map_err(|e| e.to_string())?;
+    for (id, reference) in resources.refs() {
+        if template.resource_arn(id, &resources).map_err(|e| e.to_string())?.is_some() {
+            eprintln!("{id}: {reference}");
+        }
+    }
     Ok(())
 }
 
-fn env_file(template: &TemplateArgs, names: &NameArgs, out: Option<&PathBuf>) -> Result<(), String> {
+async fn iam_proxy(
+    template: &TemplateArgs,
+    listen: SocketAddr,
+    dynamodb: String,
+    secrets_manager: String,
+    record: Option<PathBuf>,
+) -> Result<(), String> {
+    let options = IamProxyOptions {
+        template: template.template.clone(),
+        parameter_overrides: template.parameter_overrides.clone(),
+        region: env_region(),
+        dynamodb,
+        secrets_manager,
+        record,
+        log_denials: true,
+    };
+    let proxy = IamProxy::start(options, listen).await.map_err(|e| e.to_string())?;
+    eprintln!("IAM check for {} on {}", template.template.display(), proxy.url());
+    shutdown_signal().await;
+    Ok(())
+}
+
+fn iam_table(template: &TemplateArgs) -> Result<(), String> {
+    let transformed = localdev::iam::transformed(&template.template).map_err(|e| e.to_string())?;
+    let cfn = Template::load_with_overrides(&transformed, &template.parameter_overrides).map_err(|e| e.to_string())?;
+    print!("{}", localdev::iam::Policies::markdown(&cfn).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+async fn run_function(
+    template: &TemplateArgs,
+    stack: &StackArgs,
+    iam_endpoint: &str,
+    command: &[String],
+) -> Result<(), String> {
+    use std::os::unix::process::CommandExt as _;
+
+    let binary = PathBuf::from(&command[0]);
+    let name = binary.file_name().and_then(|n| n.to_str()).ok_or("the first argument must be a binary")?;
     let template = load(template)?;
-    let local = LocalNames { table_name: names.table.clone(), secret_name: names.secret.clone() };
-    let mut vars: BTreeMap<String, String> = template.runtime_environment().map_err(|e| e.to_string())?;
-    vars.extend(template.function_environment(&local).map_err(|e| e.to_string())?);
-    for name in AWS_VARIABLES {
-        if let Ok(value) = std::env::var(name) {
-            vars.insert((*name).to_owned(), value);
-        }
-    }
-    let text = render_env_file(&vars);
-    match out {
-        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string()),
-        Some(path) => {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| format!("{}: {e}", path.display()))
-        }
-    }
+    let function = template.function_for_binary(name).map_err(|e| e.to_string())?;
+    let stack = LocalStack::new(&stack.stack).map_err(|e| e.to_string())?;
+    let (_, secrets) = admin_clients().await?;
+    let resources = StackResources::discover(&template, stack, &secrets).await.map_err(|e| e.to_string())?;
+    let env = template.lambda_environment(&function.logical_id, &resources, iam_endpoint).map_err(|e| e.to_string())?;
+    // What the runtime emulator gives the process to reach it, as Lambda does.
+    let runtime: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API").collect();
+    let error = std::process::Command::new(&binary).args(&command[1..]).env_clear().envs(env).envs(runtime).exec();
+    Err(format!("cannot run {}: {error}", binary.display()))
 }
 
 async fn shutdown_signal() {
@@ -180,8 +234,14 @@ async fn gateway(
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup { template, names } => setup(&template, &names).await,
-        Command::EnvFile { template, names, out } => env_file(&template, &names, out.as_ref()),
+        Command::Setup { template, stack } => setup(&template, &stack).await,
+        Command::IamProxy { template, listen, dynamodb, secrets_manager, record } => {
+            iam_proxy(&template, listen, dynamodb, secrets_manager, record).await
+        }
+        Command::RunFunction { template, stack, iam_endpoint, command } => {
+            run_function(&template, &stack, &iam_endpoint, &command).await
+        }
+        Command::IamTable { template } => iam_table(&template),
         Command::Gateway { template, listen, lambda, api_keys, integration_timeout } => {
             gateway(&template, listen, lambda, api_keys, integration_timeout).await
         }

@@ -39,11 +39,19 @@ pub struct SecretSpec {
 }
 
 impl Template {
+    /// The `GenerateSecretString` (or `SecretString`) of every `AWS::SecretsManager::Secret`.
+    pub fn secret_specs(&self) -> Result<Vec<SecretSpec>> {
+        self.resources_of_type(crate::stack::SECRET_TYPE)?.into_iter().map(|id| self.secret_spec_of(&id)).collect()
+    }
+
     /// The template's only `AWS::SecretsManager::Secret`.
     pub fn secret_spec(&self) -> Result<SecretSpec> {
-        let id = self.single_resource_of_type("AWS::SecretsManager::Secret")?;
+        self.secret_spec_of(&self.single_resource_of_type(crate::stack::SECRET_TYPE)?)
+    }
+
+    fn secret_spec_of(&self, id: &str) -> Result<SecretSpec> {
         let names = BTreeMap::new();
-        let raw = self.resource(&id).and_then(|r| r.get("Properties")).cloned().unwrap_or_default();
+        let raw = self.resource(id).and_then(|r| r.get("Properties")).cloned().unwrap_or_default();
         let props = self.resolver(&names).resolve(&raw)?.unwrap_or_default();
         let gen = props.get("GenerateSecretString");
         let get = |key: &str| gen.and_then(|g| g.get(key)).and_then(scalar_string);
@@ -57,7 +65,7 @@ impl Template {
             _ => None,
         };
         Ok(SecretSpec {
-            logical_id: id,
+            logical_id: id.to_owned(),
             literal,
             password_length: get("PasswordLength")
                 .map(|v| v.parse().map_err(|_| template_error("PasswordLength must be a number")))

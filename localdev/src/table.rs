@@ -77,16 +77,20 @@ pub struct TableDefinition {
 impl Template {
     /// The definition of the template's only `AWS::DynamoDB::Table`.
     pub fn table_definition(&self) -> Result<TableDefinition> {
-        let id = self.single_resource_of_type("AWS::DynamoDB::Table")?;
+        self.table_definition_of(&self.single_resource_of_type(crate::stack::TABLE_TYPE)?)
+    }
+
+    /// The definition of the `AWS::DynamoDB::Table` named `id`.
+    pub fn table_definition_of(&self, id: &str) -> Result<TableDefinition> {
         let names = BTreeMap::new();
         let resolver = self.resolver(&names);
         let raw = self
-            .resource(&id)
+            .resource(id)
             .and_then(|r| r.get("Properties"))
             .ok_or_else(|| template_error(format!("{id} has no Properties")))?;
         let props =
             resolver.resolve(raw)?.ok_or_else(|| template_error(format!("{id} Properties resolved to nothing")))?;
-        TableDefinition::from_properties(id, &props)
+        TableDefinition::from_properties(id.to_owned(), &props)
     }
 
     /// Creates the template's table as `table_name`, waits until it is `ACTIVE` and enables TTL.

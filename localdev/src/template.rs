@@ -8,6 +8,7 @@ use serde_norway::{Mapping, Value};
 use crate::error::{template_error, Error, Result};
 use crate::intrinsics::Resolver;
 use crate::params::{parse_overrides, resolve_parameters};
+use crate::stack::StackResources;
 
 /// A parsed SAM template with its parameter values resolved.
 ///
@@ -93,24 +94,40 @@ impl Template {
         self.section("Resources")?.get(logical_id)
     }
 
-    /// Logical ids of the resources of one `Type` whose `Condition` (if any) holds, in template order.
-    pub fn resources_of_type(&self, kind: &str) -> Result<Vec<String>> {
-        let mut found = Vec::new();
+    /// Every resource whose `Condition` (if any) holds: logical id and `Type`, in template order.
+    pub fn resources(&self) -> Result<Vec<(String, String)>> {
         let no_names = BTreeMap::new();
         let resolver = self.resolver(&no_names);
+        let mut found = Vec::new();
         for (id, resource) in self.section("Resources").into_iter().flatten() {
-            if resource.get("Type").and_then(Value::as_str) != Some(kind) {
-                continue;
-            }
             if let Some(cond) = resource.get("Condition").and_then(Value::as_str) {
                 if !resolver.condition(cond)? {
                     continue;
                 }
             }
             let id = id.as_str().ok_or_else(|| template_error("resource ids must be strings"))?;
-            found.push(id.to_owned());
+            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
+            found.push((id.to_owned(), kind.to_owned()));
         }
         Ok(found)
+    }
+
+    /// The ARN of a stack's table or secret (`None` for other kinds of resource).
+    pub fn resource_arn(&self, logical_id: &str, resources: &StackResources) -> Result<Option<String>> {
+        let kind = self.resource(logical_id).and_then(|r| r.get("Type")).and_then(Value::as_str);
+        let Some(reference) = resources.reference(logical_id) else { return Ok(None) };
+        Ok(match kind {
+            Some(crate::stack::TABLE_TYPE) => {
+                Some(format!("arn:aws:dynamodb:{}:{}:table/{reference}", self.region, self.account_id))
+            }
+            Some(crate::stack::SECRET_TYPE) => Some(reference.to_owned()),
+            _ => None,
+        })
+    }
+
+    /// Logical ids of the resources of one `Type` whose `Condition` (if any) holds, in template order.
+    pub fn resources_of_type(&self, kind: &str) -> Result<Vec<String>> {
+        Ok(self.resources()?.into_iter().filter(|(_, k)| k == kind).map(|(id, _)| id).collect())
     }
 
     /// The only resource of `kind`, or an error naming what was found.

@@ -1,6 +1,8 @@
 //! The real `template.yaml` as localdev reads it.
 
-use localdev::{LocalNames, QuotaPeriod, Template, Throttle};
+use std::collections::BTreeMap;
+
+use localdev::{LocalStack, QuotaPeriod, StackResources, Template, Throttle};
 
 fn template_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
@@ -77,13 +79,14 @@ fn overrides_apply_and_are_validated() {
 }
 
 #[test]
-fn function_environment_resolves_to_local_names() {
+fn each_function_gets_the_template_variables_resolved_for_its_stack() {
     let t = load("PasswordMinLength=20").unwrap();
-    let names = LocalNames { table_name: "auth-local".into(), secret_name: "signing-local".into() };
-    let env = t.function_environment(&names).unwrap();
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-SigningKeySecret-AbCdEf";
+    let arns = BTreeMap::from([("SigningKeySecret".to_owned(), arn.to_owned())]);
+    let resources = StackResources::new(&t, LocalStack::new("dev").unwrap(), arns).unwrap();
     let expected = [
-        ("TABLE_NAME", "auth-local"),
-        ("SIGNING_KEY_SECRET_ID", "signing-local"),
+        ("TABLE_NAME", "dev-AuthTable"),
+        ("SIGNING_KEY_SECRET_ID", arn),
         ("TOKEN_ISSUER", "serverless-auth"),
         ("TOKEN_AUDIENCE", "serverless-auth"),
         ("ACCESS_TOKEN_TTL_SECONDS", "900"),
@@ -92,16 +95,18 @@ fn function_environment_resolves_to_local_names() {
         ("KEY_CACHE_TTL_SECONDS", "300"),
         ("CORS_ALLOWED_ORIGIN", "*"),
     ];
-    assert_eq!(env.len(), expected.len(), "{env:?}");
-    for (k, v) in expected {
-        assert_eq!(env[k], v, "{k}");
-    }
     for function in ["RegisterFunction", "LoginFunction", "RefreshFunction", "GetUserFunction"] {
-        assert_eq!(t.function_environment_for(function, &names).unwrap(), env);
+        let vars = t.function_variables(function, &resources).unwrap();
+        assert_eq!(vars.len(), expected.len(), "{vars:?}");
+        for (k, v) in expected {
+            assert_eq!(vars[k], v, "{function} {k}");
+        }
+        let env = t.lambda_environment(function, &resources, "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], format!("dev.{function}"));
+        assert_eq!(env["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+        assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
     }
-    let runtime = t.runtime_environment().unwrap();
-    assert_eq!(runtime["AWS_LAMBDA_LOG_LEVEL"], "INFO");
-    assert_eq!(runtime["AWS_LAMBDA_LOG_FORMAT"], "JSON");
 }
 
 #[test]

@@ -1,16 +1,23 @@
 //! The integration tests' stack: real DynamoDB Local and moto (Secrets Manager) reached over
-//! HTTP on 127.0.0.1, a fresh table and secret per test, both created from `template.yaml`, and
-//! the four handlers wired exactly as their `main.rs` wires them.
+//! HTTP on 127.0.0.1, a fresh local stack per test (its table and secrets created from
+//! `template.yaml`), and the four handlers wired exactly as their `main.rs` wires them, each with
+//! the environment Lambda would give it.
 //!
-//! Endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`, set by
-//! `make test` (which starts the emulators), defaulting to 127.0.0.1:8000 and :5000.
+//! The test's own clients (`dynamodb`, `secrets`) talk to the emulators directly, as an operator
+//! would; every call a function makes goes through the local IAM check and is held to that
+//! function's statements in the template. `make test` runs one check for the whole suite
+//! (`LOCAL_IAM_ENDPOINT`) and records its decisions; without it, the tests start one of their own.
+//! Emulator endpoints come from `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SECRETS_MANAGER`
+//! (default 127.0.0.1:8000 and :5000).
 //!
-//! [`Stack::with_proxies`] puts a [`faults::FaultProxy`] between the functions' clients and each
-//! emulator, to test behaviour under AWS faults.
+//! [`Stack::with_proxies`] puts a [`faults::FaultProxy`] between the functions' clients and the
+//! IAM check, to test behaviour under AWS faults.
 
 pub mod faults;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +30,6 @@ use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 use shared::services::TokenServices;
-use shared::store::Store;
 use shared::testing::{fill, request_from};
 use shared::Config;
 
@@ -41,16 +47,26 @@ fn endpoint(var: &str, default: &str) -> String {
 
 /// SDK config for the emulators: static dummy credentials, no credential-chain look-ups.
 pub fn sdk_config() -> SdkConfig {
+    sdk_config_as("local")
+}
+
+/// [`sdk_config`] signing with this access key id.
+fn sdk_config_as(access_key_id: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "tests")))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            access_key_id,
+            "local",
+            None,
+            None,
+            "tests",
+        )))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build(),
         )
         .build()
 }
-
 /// Counts the operations (not the retry attempts) a client sends.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter(Arc<AtomicUsize>);
@@ -77,10 +93,10 @@ impl Intercept for CallCounter {
     }
 }
 
-/// [`sdk_config`] with the functions' own retries and timeouts (`shared::aws`), for clients
-/// whose behaviour under faults is tested.
-pub fn production_sdk_config() -> SdkConfig {
-    sdk_config()
+/// The functions' SDK config as `shared::aws` sets it up (retries and timeouts), signing with
+/// the function's own access key id from its environment.
+fn function_sdk_config(env: &BTreeMap<String, String>) -> SdkConfig {
+    sdk_config_as(&env["AWS_ACCESS_KEY_ID"])
         .into_builder()
         .retry_config(shared::aws::retry_config())
         .timeout_config(shared::aws::timeout_config())
@@ -139,13 +155,93 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// An IAM check of the test's own for `template` (a SAM template or a transformed one), recording
+/// nothing: for tests that expect denials, which the suite's record must not contain.
+pub async fn private_iam_check(template: &std::path::Path) -> localdev::iam::IamProxy {
+    let options = localdev::iam::IamProxyOptions {
+        template: template.to_owned(),
+        parameter_overrides: String::new(),
+        region: "us-east-1".into(),
+        dynamodb: dynamodb_url(),
+        secrets_manager: secrets_manager_url(),
+        record: None,
+        log_denials: false,
+    };
+    localdev::iam::IamProxy::start(options, "127.0.0.1:0".parse().expect("an address")).await.expect("an IAM check")
+}
+
+/// A client signing as `function` of `stack`, against `endpoint`.
+pub fn dynamodb_as(stack: &Stack, function: &str, endpoint: &str) -> aws_sdk_dynamodb::Client {
+    dynamodb_with(&function_sdk_config(&stack.function(function).env), endpoint, None)
+}
+
+/// The local IAM check every function call goes through: `make test`'s (`LOCAL_IAM_ENDPOINT`),
+/// else one started for this test process on a thread of its own (each test's runtime ends
+/// with the test).
+pub fn iam_endpoint() -> String {
+    static OWN: OnceLock<String> = OnceLock::new();
+    if let Ok(url) = std::env::var("LOCAL_IAM_ENDPOINT") {
+        if !url.is_empty() {
+            return url;
+        }
+    }
+    OWN.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                let options = localdev::iam::IamProxyOptions {
+                    template: repo_root().join("template.yaml"),
+                    parameter_overrides: String::new(),
+                    region: "us-east-1".into(),
+                    dynamodb: dynamodb_url(),
+                    secrets_manager: secrets_manager_url(),
+                    record: None,
+                    log_denials: true,
+                };
+                match localdev::iam::IamProxy::start(options, "127.0.0.1:0".parse().expect("an address")).await {
+                    Ok(proxy) => {
+                        let _ = sender.send(Ok(proxy.url()));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error.to_string()));
+                    }
+                }
+            });
+        });
+        match receiver.recv() {
+            Ok(Ok(url)) => url,
+            Ok(Err(error)) => panic!("starting the local IAM check failed: {error}"),
+            Err(_) => panic!("the local IAM check's thread ended"),
+        }
+    })
+    .clone()
+}
+
+/// One of the template's functions, as a test wires it: its environment, its configuration and
+/// the clients it signs with.
+pub struct FunctionEnv {
+    pub env: BTreeMap<String, String>,
+    pub config: Config,
+    dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+}
+
+fn token_services(function: &FunctionEnv) -> TokenServices {
+    TokenServices::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
+        .expect("the template names a signing-key secret")
+}
+
 /// One test's isolated stack.
 pub struct Stack {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub stack: localdev::LocalStack,
+    pub resources: localdev::StackResources,
     pub table: String,
+    /// The signing key's secret, as the functions name it (its ARN).
     pub secret_id: String,
-    pub config: Config,
     /// DynamoDB and Secrets Manager calls made by the functions (not by the test's own clients).
     pub dynamodb_calls: CallCounter,
     pub secrets_calls: CallCounter,
@@ -153,13 +249,11 @@ pub struct Stack {
     pub login: login::Deps,
     pub refresh: refresh::Deps,
     pub get_user: get_user::Deps,
-    /// The clients the functions use (through the proxies, if any).
-    functions_dynamodb: aws_sdk_dynamodb::Client,
-    functions_secrets: aws_sdk_secretsmanager::Client,
+    functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
 
-/// The proxies of a [`Stack::with_proxies`] stack, one per emulator.
+/// The proxies of a [`Stack::with_proxies`] stack, one per service.
 pub struct Proxies {
     pub dynamodb: FaultProxy,
     pub secrets: FaultProxy,
@@ -175,75 +269,81 @@ impl Stack {
         Self::build(vars, None).await
     }
 
-    /// A stack whose functions reach DynamoDB and Secrets Manager through fault-injecting proxies,
-    /// with the retries and timeouts they have in production. The test's own clients
+    /// A stack whose functions' calls go through the IAM check at `iam` instead of the suite's.
+    pub async fn with_iam_endpoint(iam: &str) -> Self {
+        Self::build_with(&[], None, iam.to_owned()).await
+    }
+
+    /// A stack whose functions reach AWS through fault-injecting proxies (in front of the IAM
+    /// check), with the retries and timeouts they have in production. The test's own clients
     /// (`dynamodb`, `secrets`) still talk to the emulators directly.
     pub async fn with_proxies(vars: &[(&str, &str)]) -> Self {
-        let proxies = Proxies {
-            dynamodb: FaultProxy::start(&dynamodb_url()).await,
-            secrets: FaultProxy::start(&secrets_manager_url()).await,
-        };
+        let iam = iam_endpoint();
+        let proxies = Proxies { dynamodb: FaultProxy::start(&iam).await, secrets: FaultProxy::start(&iam).await };
         Self::build(vars, Some(proxies)).await
     }
 
     async fn build(vars: &[(&str, &str)], proxies: Option<Proxies>) -> Self {
+        Self::build_with(vars, proxies, iam_endpoint()).await
+    }
+
+    async fn build_with(vars: &[(&str, &str)], proxies: Option<Proxies>, iam: String) -> Self {
         let dynamodb = dynamodb();
         let secrets = secrets_manager();
-        let table = unique("auth-test");
-        let secret_id = unique("signing-key");
         let template = template();
-        template.create_table(&dynamodb, &table).await.unwrap_or_else(|e| {
-            panic!("creating table {table} on DynamoDB Local failed ({e}); run the suite with `make test`, which starts the emulators")
-        });
-        let spec = template.secret_spec().expect("template declares the signing-key secret");
-        spec.ensure(&secrets, &secret_id)
+        let stack = localdev::LocalStack::new(&unique("auth-test")).expect("a valid stack name");
+        let resources = localdev::StackResources::create(&template, stack.clone(), &dynamodb, &secrets)
             .await
-            .unwrap_or_else(|e| panic!("creating secret on moto failed ({e}); run `make test`"));
-
-        let mut env: Vec<(String, String)> =
-            vec![("TABLE_NAME".into(), table.clone()), ("SIGNING_KEY_SECRET_ID".into(), secret_id.clone())];
-        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_lookup(|name| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .expect("valid test config");
-
+            .unwrap_or_else(|e| {
+                panic!("creating the stack on the emulators failed ({e}); run the suite with `make test`, which starts them")
+            });
         let (dynamodb_calls, secrets_calls) = (CallCounter::default(), CallCounter::default());
-        let (functions_dynamodb, functions_secrets) = match &proxies {
-            None => (
-                dynamodb_at(&dynamodb_url(), Some(dynamodb_calls.clone())),
-                secrets_manager_with(Some(secrets_calls.clone())),
-            ),
-            Some(proxies) => {
-                let sdk = production_sdk_config();
-                (
-                    dynamodb_with(&sdk, &proxies.dynamodb.url(), Some(dynamodb_calls.clone())),
-                    secrets_manager_at(&sdk, &proxies.secrets.url(), Some(secrets_calls.clone())),
-                )
-            }
-        };
-        let services = || {
-            TokenServices::new(&config, functions_dynamodb.clone(), functions_secrets.clone())
-                .expect("the test config names a secret")
-        };
+        let mut functions = BTreeMap::new();
+        for function in template.functions().expect("template functions") {
+            let mut env = template
+                .lambda_environment(&function.logical_id, &resources, &iam)
+                .expect("the template resolves for a local stack");
+            env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let config = Config::from_lookup(|name| env.get(name).cloned()).expect("valid test config");
+            let sdk = function_sdk_config(&env);
+            let (dynamodb_url, secrets_url) = match &proxies {
+                None => (iam.clone(), iam.clone()),
+                Some(proxies) => (proxies.dynamodb.url(), proxies.secrets.url()),
+            };
+            let function_env = FunctionEnv {
+                config,
+                dynamodb: dynamodb_with(&sdk, &dynamodb_url, Some(dynamodb_calls.clone())),
+                secrets: secrets_manager_at(&sdk, &secrets_url, Some(secrets_calls.clone())),
+                env,
+            };
+            functions.insert(function.logical_id, function_env);
+        }
+        let table = resources.reference("AuthTable").expect("the template declares AuthTable").to_owned();
+        let secret_id =
+            resources.reference("SigningKeySecret").expect("the template declares SigningKeySecret").to_owned();
+        let services = |function: &str| token_services(&functions[function]);
+        let register_env = &functions["RegisterFunction"];
         Self {
-            register: register::Deps {
-                store: Store::new(functions_dynamodb.clone(), &table),
-                policy: config.password_policy,
-                cors_allowed_origin: config.cors_allowed_origin.clone(),
-            },
-            login: services(),
-            refresh: services(),
-            get_user: services(),
+            register: register::Deps::new(&register_env.config, register_env.dynamodb.clone()),
+            login: services("LoginFunction"),
+            refresh: services("RefreshFunction"),
+            get_user: services("GetUserFunction"),
             dynamodb,
             secrets,
+            stack,
+            resources,
             dynamodb_calls,
             secrets_calls,
             table,
             secret_id,
-            config,
-            functions_dynamodb,
-            functions_secrets,
+            functions,
             proxies,
         }
+    }
+
+    /// A function's environment, configuration and clients, by logical id.
+    pub fn function(&self, logical_id: &str) -> &FunctionEnv {
+        self.functions.get(logical_id).unwrap_or_else(|| panic!("no function {logical_id} in the template"))
     }
 
     /// The proxy in front of DynamoDB (panics unless built by [`Stack::with_proxies`]).
@@ -256,11 +356,10 @@ impl Stack {
         &self.proxies.as_ref().expect("a stack built with Stack::with_proxies").secrets
     }
 
-    /// Fresh dependencies for login, refresh or get-user, as a cold start builds them (before
-    /// `main.rs` prefetches the signing key), on the same clients as the stack's functions.
-    pub fn token_services(&self) -> TokenServices {
-        TokenServices::new(&self.config, self.functions_dynamodb.clone(), self.functions_secrets.clone())
-            .expect("the test config names a secret")
+    /// Fresh dependencies for login, refresh or get-user (by logical id), as a cold start builds
+    /// them (before `main.rs` prefetches the signing key), on the same clients as the stack's.
+    pub fn token_services(&self, function: &str) -> TokenServices {
+        token_services(self.function(function))
     }
 
     /// Sends an API Gateway event to the function that serves its route.

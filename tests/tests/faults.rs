@@ -301,8 +301,8 @@ async fn given_secrets_manager_down_at_cold_start_when_invoked_then_503_and_reco
     // New containers start while Secrets Manager is unreachable: init must not fail.
     stack.secrets_proxy().inject(Fault::Close);
     stack.secrets_proxy().reset_counts();
-    stack.login = stack.token_services();
-    stack.get_user = stack.token_services();
+    stack.login = stack.token_services("LoginFunction");
+    stack.get_user = stack.token_services("GetUserFunction");
     stack.login.tokens.keys().prefetch().await;
     stack.get_user.tokens.keys().prefetch().await;
     assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 2 * MAX_ATTEMPTS);
