@@ -28,6 +28,7 @@ pub struct TokenSettings {
 pub struct Config {
     pub table_name: String,
     signing_key_secret_id: Option<String>,
+    throttle_key_secret_id: Option<String>,
     pub tokens: TokenSettings,
     pub password_policy: PasswordPolicy,
     pub key_cache_ttl: Duration,
@@ -70,6 +71,7 @@ impl Config {
         Ok(Self {
             table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
             signing_key_secret_id: get("SIGNING_KEY_SECRET_ID"),
+            throttle_key_secret_id: get("THROTTLE_KEY_SECRET_ID"),
             tokens: TokenSettings {
                 issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
                 audience: get("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
@@ -85,6 +87,11 @@ impl Config {
     /// The signing-key secret is only needed by the functions that issue or verify tokens.
     pub fn signing_key_secret_id(&self) -> Result<&str, ConfigError> {
         self.signing_key_secret_id.as_deref().ok_or(ConfigError::Missing("SIGNING_KEY_SECRET_ID"))
+    }
+
+    /// The throttle-key secret is only needed by the functions that derive keys from it.
+    pub fn throttle_key_secret_id(&self) -> Result<&str, ConfigError> {
+        self.throttle_key_secret_id.as_deref().ok_or(ConfigError::Missing("THROTTLE_KEY_SECRET_ID"))
     }
 }
 

@@ -80,6 +80,10 @@ impl DependencyError {
     }
 }
 
+/// The problem type of [`ApiError::AccountLocked`]: a tag URI (RFC 4151), which RFC 9457 allows
+/// for types that are identifiers rather than documentation pages.
+pub const ACCOUNT_LOCKED_TYPE: &str = "tag:serverless-auth,2026:problems:account-locked";
+
 /// One entry of a `422` problem's `errors` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -107,9 +111,14 @@ pub enum ApiError {
     EmailTaken,
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Too many consecutive failed logins for one email; retry after this many seconds.
+    /// Too many consecutive failed logins for one email from this network; retry after this
+    /// many seconds.
     #[error("login throttled for {0} s")]
     TooManyAttempts(u64),
+    /// The account reached its limit of consecutive failures and this network is not one it
+    /// logged in from recently: no retry helps until a login from such a network (or a reset).
+    #[error("account locked for this network")]
+    AccountLocked,
     #[error("invalid refresh token: {0}")]
     InvalidRefreshToken(&'static str),
     /// No bearer token at all: RFC 6750 §3.1 says to send a bare challenge.
@@ -154,7 +163,7 @@ impl ApiError {
             | Self::InvalidRefreshToken(_)
             | Self::MissingAccessToken
             | Self::InvalidAccessToken(_) => StatusCode::UNAUTHORIZED,
-            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts(_) | Self::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -198,6 +207,9 @@ impl ApiError {
                 "Too many failed sign-in attempts for this account. Retry after the number of seconds in Retry-After."
                     .into()
             }
+            Self::AccountLocked => "Too many failed sign-in attempts for this account. Sign in from a device you used \
+                 recently, or reset the password."
+                .into(),
             Self::InvalidRefreshToken(_) => "The refresh token is invalid, expired, revoked or already used.".into(),
             Self::MissingAccessToken | Self::InvalidAccessToken(_) => "A valid bearer access token is required.".into(),
             Self::Forbidden => "An access token only grants access to its own user.".into(),
@@ -211,8 +223,14 @@ impl ApiError {
             }
         };
         Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
+            kind: match self {
+                Self::AccountLocked => ACCOUNT_LOCKED_TYPE,
+                _ => "about:blank",
+            },
+            title: match self {
+                Self::AccountLocked => "Account Locked",
+                _ => status.canonical_reason().unwrap_or("Error"),
+            },
             status: status.as_u16(),
             detail,
             errors: match self {
@@ -254,6 +272,7 @@ mod tests {
             (ApiError::InvalidRefreshToken("unknown"), 401),
             (ApiError::InvalidAccessToken("expired"), 401),
             (ApiError::TooManyAttempts(4), 429),
+            (ApiError::AccountLocked, 429),
             (ApiError::Forbidden, 403),
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed("POST"), 405),

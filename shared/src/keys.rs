@@ -5,16 +5,20 @@
 //! so the secret can be rotated without logging anyone out. Entries live for the configured TTL;
 //! after that a fresh read picks up rotations, and a key rotated out beyond `AWSPREVIOUS` stops
 //! verifying. When Secrets Manager is down, a warm function keeps using the keys it has.
+//!
+//! [`ThrottleKeys`] holds the login throttle's HMAC key, from a secret of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use secrecy::{ExposeSecret, SecretBox};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::DependencyError;
+use crate::throttle::ThrottleKey;
 
 const SERVICE: &str = "Secrets Manager";
 /// Shortest HS256 key accepted: RFC 7518 §3.2 asks for at least the hash output size.
@@ -170,22 +174,79 @@ impl SigningKeys {
         let Source::SecretsManager { client, secret_id } = &self.source else {
             return Ok(None);
         };
-        let output = match client.get_secret_value().secret_id(secret_id).version_stage(stage).send().await {
-            Ok(output) => output,
-            Err(error) => {
-                let not_found = error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception());
-                if not_found && stage != "AWSCURRENT" {
-                    return Ok(None);
-                }
-                return Err(DependencyError::from_sdk(SERVICE, error));
+        match read_secret(client, secret_id, stage).await? {
+            Some((kid, secret)) => SigningKey::new(kid, secret.expose_secret()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One version of a secret: its version id and value, `None` when no version has `stage`
+/// (other than `AWSCURRENT`, which every secret has).
+pub(crate) async fn read_secret(
+    client: &Client,
+    secret_id: &str,
+    stage: &str,
+) -> Result<Option<(String, SecretBox<[u8]>)>, DependencyError> {
+    let output = match client.get_secret_value().secret_id(secret_id).version_stage(stage).send().await {
+        Ok(output) => output,
+        Err(error) => {
+            let not_found = error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception());
+            if not_found && stage != "AWSCURRENT" {
+                return Ok(None);
             }
+            return Err(DependencyError::from_sdk(SERVICE, error));
+        }
+    };
+    let version = output.version_id().ok_or_else(|| DependencyError::failed(SERVICE, "secret version has no id"))?;
+    let secret: &[u8] = match (output.secret_string(), output.secret_binary()) {
+        (Some(text), _) => text.as_bytes(),
+        (None, Some(blob)) => blob.as_ref(),
+        (None, None) => return Err(DependencyError::failed(SERVICE, "secret has no value")),
+    };
+    Ok(Some((version.to_owned(), SecretBox::new(secret.into()))))
+}
+
+/// The login throttle's HMAC key: read from its own secret once per process (the secret is
+/// never rotated automatically; see SECURITY.md). Until a read succeeds, each request tries
+/// again (within the SDK's retries), as for a signing key at cold start.
+pub struct ThrottleKeys {
+    source: Option<(Client, String)>,
+    key: Mutex<Option<Arc<ThrottleKey>>>,
+}
+
+impl ThrottleKeys {
+    pub fn from_secrets_manager(client: Client, secret_id: impl Into<String>) -> Self {
+        Self { source: Some((client, secret_id.into())), key: Mutex::default() }
+    }
+
+    /// A key that never changes (pure unit tests).
+    pub fn fixed(key: ThrottleKey) -> Self {
+        Self { source: None, key: Mutex::new(Some(Arc::new(key))) }
+    }
+
+    /// Reads the key during init; a failure is only logged and retried by the first request.
+    pub async fn prefetch(&self) {
+        if let Err(error) = self.key().await {
+            tracing::warn!(error = %crate::error::Chain(&error), "throttle key prefetch failed; will retry on first use");
+        }
+    }
+
+    pub async fn key(&self) -> Result<Arc<ThrottleKey>, DependencyError> {
+        let mut key = self.key.lock().await;
+        if let Some(key) = key.as_ref() {
+            return Ok(key.clone());
+        }
+        let Some((client, secret_id)) = &self.source else {
+            return Err(DependencyError::failed(SERVICE, "no throttle key"));
         };
-        let kid = output.version_id().ok_or_else(|| DependencyError::failed(SERVICE, "secret version has no id"))?;
-        let secret: &[u8] = match (output.secret_string(), output.secret_binary()) {
-            (Some(text), _) => text.as_bytes(),
-            (None, Some(blob)) => blob.as_ref(),
-            (None, None) => return Err(DependencyError::failed(SERVICE, "secret has no value")),
-        };
-        SigningKey::new(kid, secret).map(Some)
+        match read_secret(client, secret_id, "AWSCURRENT").await? {
+            Some((_, secret)) if secret.expose_secret().len() >= MIN_KEY_BYTES => {
+                let fresh = Arc::new(ThrottleKey::new(secret.expose_secret()));
+                *key = Some(fresh.clone());
+                Ok(fresh)
+            }
+            _ => Err(DependencyError::failed(SERVICE, format!("throttle key must be at least {MIN_KEY_BYTES} bytes"))),
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod throttle;
 pub mod tokens;
 
 pub use config::Config;
@@ -26,4 +27,9 @@ pub use error::{ApiError, DependencyError};
 /// Seconds since the Unix epoch. Token lifetimes and DynamoDB TTL attributes use this unit.
 pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Milliseconds since the Unix epoch, for delays that must not be rounded to the second.
+pub fn now_epoch_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -21,8 +21,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 pub const GET_ITEM: &str = "DynamoDB_20120810.GetItem";
-pub const BATCH_GET_ITEM: &str = "DynamoDB_20120810.BatchGetItem";
-pub const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
 pub const UPDATE_ITEM: &str = "DynamoDB_20120810.UpdateItem";
 pub const TRANSACT_WRITE_ITEMS: &str = "DynamoDB_20120810.TransactWriteItems";
 pub const GET_SECRET_VALUE: &str = "secretsmanager.GetSecretValue";

@@ -20,12 +20,16 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -67,14 +71,49 @@ fn sdk_config_as(access_key_id: &str) -> SdkConfig {
         )
         .build()
 }
-/// Counts the operations (not the retry attempts) a client sends.
+/// Counts the operations (not the retry attempts) a client sends, and how many sequential round
+/// trips they took: operations in flight at the same time count as one round trip.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<AtomicUsize>);
+pub struct CallCounter(Arc<Mutex<Vec<Call>>>);
+
+/// When an operation started and, once it did, ended.
+type Call = (Instant, Option<Instant>);
+
+/// The index of an operation in its [`CallCounter`], kept in the operation's config bag.
+#[derive(Debug, Clone)]
+struct CallIndex(usize);
+
+impl Storable for CallIndex {
+    type Storer = StoreReplace<Self>;
+}
 
 impl CallCounter {
-    /// The calls counted since the last `take`.
+    fn calls(&self) -> std::sync::MutexGuard<'_, Vec<Call>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The operations counted since the last `take`.
     pub fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
+        std::mem::take(&mut *self.calls()).len()
+    }
+
+    /// (operations, round trips) since the last `take`.
+    pub fn take_round_trips(&self) -> (usize, usize) {
+        let mut calls = std::mem::take(&mut *self.calls());
+        calls.sort_by_key(|(start, _)| *start);
+        let mut round_trips = 0;
+        let mut busy_until: Option<Instant> = None;
+        for (start, end) in &calls {
+            let end = end.unwrap_or(*start);
+            match busy_until {
+                Some(until) if *start < until => busy_until = Some(until.max(end)),
+                _ => {
+                    round_trips += 1;
+                    busy_until = Some(end);
+                }
+            }
+        }
+        (calls.len(), round_trips)
     }
 }
 
@@ -86,9 +125,25 @@ impl Intercept for CallCounter {
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        let mut calls = self.calls();
+        cfg.interceptor_state().store_put(CallIndex(calls.len()));
+        calls.push((Instant::now(), None));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(CallIndex(index)) = cfg.load::<CallIndex>() {
+            if let Some(call) = self.calls().get_mut(*index) {
+                call.1 = Some(Instant::now());
+            }
+        }
         Ok(())
     }
 }
@@ -228,6 +283,11 @@ pub struct FunctionEnv {
     secrets: aws_sdk_secretsmanager::Client,
 }
 
+fn login_deps(function: &FunctionEnv) -> login::Deps {
+    login::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
+        .expect("the template gives login its secrets")
+}
+
 fn token_services(function: &FunctionEnv) -> TokenServices {
     TokenServices::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
         .expect("the template names a signing-key secret")
@@ -325,7 +385,7 @@ impl Stack {
         let register_env = &functions["RegisterFunction"];
         Self {
             register: register::Deps::new(&register_env.config, register_env.dynamodb.clone()),
-            login: services("LoginFunction"),
+            login: login_deps(&functions["LoginFunction"]),
             refresh: services("RefreshFunction"),
             get_user: services("GetUserFunction"),
             dynamodb,
@@ -360,6 +420,11 @@ impl Stack {
     /// them (before `main.rs` prefetches the signing key), on the same clients as the stack's.
     pub fn token_services(&self, function: &str) -> TokenServices {
         token_services(self.function(function))
+    }
+
+    /// Fresh login dependencies, as a cold start builds them (before `main.rs` prefetches keys).
+    pub fn login_deps(&self) -> login::Deps {
+        login_deps(self.function("LoginFunction"))
     }
 
     /// Sends an API Gateway event to the function that serves its route.

@@ -295,10 +295,14 @@ async fn given_the_happy_path_then_each_function_makes_the_fewest_calls() {
     assert_eq!(stack.secrets_calls.take(), 0, "register needs no key");
 
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
-    assert_eq!(stack.dynamodb_calls.take(), 2, "login: read credentials, put session");
-    assert_eq!(stack.secrets_calls.take(), 1, "cold: the current key");
+    assert_eq!(
+        stack.dynamodb_calls.take_round_trips(),
+        (3, 2),
+        "login: reserve the attempt while reading the credentials, then the session's transaction"
+    );
+    assert_eq!(stack.secrets_calls.take(), 2, "cold: the current signing key and the throttle key");
     stack.login_user("ada@example.com", PASSWORD).await;
-    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (2, 0), "warm login");
+    assert_eq!((stack.dynamodb_calls.take_round_trips(), stack.secrets_calls.take()), ((3, 2), 0), "warm login");
 
     let refreshed = parts(stack.refresh_with(tokens["refresh_token"].as_str().unwrap()).await).2;
     assert_eq!(stack.dynamodb_calls.take(), 1, "refresh: one conditional update");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use tests::faults::{Fault, BATCH_GET_ITEM, GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
+use tests::faults::{Fault, GET_ITEM, GET_SECRET_VALUE, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
 const EMAIL: &str = "ada@example.com";
@@ -69,13 +69,14 @@ async fn only_session(stack: &Stack) -> HashMap<String, AttributeValue> {
 async fn given_dynamodb_throttles_every_attempt_when_logging_in_then_503_after_three_attempts() {
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
-    stack.dynamodb_proxy().inject(Fault::Throttle.on(BATCH_GET_ITEM));
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(GET_ITEM));
+    stack.dynamodb_proxy().reset_counts();
     stack.dynamodb_calls.take();
 
     assert_unavailable(login(&stack, PASSWORD).await);
 
-    assert_eq!(stack.dynamodb_proxy().count(BATCH_GET_ITEM), MAX_ATTEMPTS);
-    assert_eq!(stack.dynamodb_calls.take(), 1, "one operation, retried by the SDK");
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), MAX_ATTEMPTS);
+    assert_eq!(stack.dynamodb_calls.take(), 2, "the credentials read (retried by the SDK) and the reservation");
     assert!(items(&stack, "SESSION#").await.is_empty());
 }
 
@@ -96,6 +97,7 @@ async fn given_dynamodb_answers_503_to_every_attempt_when_reading_the_user_then_
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     stack.dynamodb_proxy().inject(Fault::ServerError(503).on(GET_ITEM));
+    stack.dynamodb_proxy().reset_counts();
 
     assert_unavailable(stack.get_user("me", Some(token(&tokens, "access_token"))).await);
 
@@ -108,6 +110,7 @@ async fn given_dynamodb_closes_the_connection_on_every_attempt_when_reading_the_
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     stack.dynamodb_proxy().inject(Fault::Close.on(GET_ITEM));
+    stack.dynamodb_proxy().reset_counts();
 
     assert_unavailable(stack.get_user("me", Some(token(&tokens, "access_token"))).await);
 
@@ -120,6 +123,7 @@ async fn given_dynamodb_never_answers_when_refreshing_then_503_within_the_operat
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     stack.dynamodb_proxy().inject(Fault::Hang.on(UPDATE_ITEM));
+    stack.dynamodb_proxy().reset_counts();
 
     let started = Instant::now();
     assert_unavailable(stack.refresh_with(token(&tokens, "refresh_token")).await);
@@ -136,11 +140,26 @@ async fn given_dynamodb_never_answers_when_refreshing_then_503_within_the_operat
 async fn given_one_throttled_read_when_logging_in_then_the_retry_succeeds() {
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
-    stack.dynamodb_proxy().inject(Fault::Throttle.on(BATCH_GET_ITEM).times(1));
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(GET_ITEM).times(1));
+    stack.dynamodb_proxy().reset_counts();
 
     assert_success(login(&stack, PASSWORD).await, 200);
 
-    assert_eq!(stack.dynamodb_proxy().count(BATCH_GET_ITEM), 2);
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), 2);
+}
+
+#[tokio::test]
+async fn given_one_throttled_reservation_when_logging_in_then_the_retry_succeeds_and_counts_once() {
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    stack.dynamodb_proxy().inject(Fault::Throttle.on(UPDATE_ITEM).times(1));
+    stack.dynamodb_proxy().reset_counts();
+
+    assert_problem(login(&stack, "definitely not the password").await, 401);
+
+    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), 2);
+    let records = items(&stack, "FAILURES#").await;
+    assert_eq!(records[0]["total"].as_n().unwrap(), "1", "the refused attempt did not count: {records:?}");
 }
 
 #[tokio::test]
@@ -160,6 +179,7 @@ async fn given_one_attempt_timing_out_when_reading_the_user_then_the_retry_succe
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     stack.dynamodb_proxy().inject(Fault::Hang.on(GET_ITEM).times(1));
+    stack.dynamodb_proxy().reset_counts();
 
     let started = Instant::now();
     let user = assert_success(stack.get_user("me", Some(token(&tokens, "access_token"))).await, 200);
@@ -175,6 +195,7 @@ async fn given_one_closed_connection_when_refreshing_then_the_retry_succeeds() {
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     stack.dynamodb_proxy().inject(Fault::Close.on(UPDATE_ITEM).times(1));
+    stack.dynamodb_proxy().reset_counts();
 
     let refreshed = assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
 
@@ -211,24 +232,11 @@ async fn given_a_lost_answer_to_the_registration_write_when_the_sdk_retries_then
 }
 
 #[tokio::test]
-async fn given_a_failing_session_write_when_logging_in_then_no_session_exists() {
-    let stack = Stack::with_proxies(&[]).await;
-    stack.register_user(EMAIL, PASSWORD, "Ada").await;
-    stack.dynamodb_proxy().inject(Fault::Throttle.on(PUT_ITEM));
-
-    assert_unavailable(login(&stack, PASSWORD).await);
-
-    assert_eq!(stack.dynamodb_proxy().count(PUT_ITEM), MAX_ATTEMPTS);
-    assert!(items(&stack, "SESSION#").await.is_empty());
-}
-
-#[tokio::test]
-async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then_nothing_changes() {
+async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then_no_session_and_no_reset() {
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     assert_problem(login(&stack, "definitely not the password").await, 401);
-    let failures = items(&stack, "FAILURES#").await;
-    // After a failure, the session is written together with clearing the failure record.
+    // The session is written in one transaction with the clearing of the failure record.
     stack.dynamodb_proxy().inject(Fault::ServerError(500).on(TRANSACT_WRITE_ITEMS));
     stack.dynamodb_proxy().reset_counts();
 
@@ -236,19 +244,23 @@ async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then
 
     assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), MAX_ATTEMPTS);
     assert!(items(&stack, "SESSION#").await.is_empty());
-    assert_eq!(items(&stack, "FAILURES#").await, failures, "the failure record is untouched");
+    // Neither half of the transaction happened: the reserved attempt still counts.
+    let records = items(&stack, "FAILURES#").await;
+    assert_eq!(records[0]["total"].as_n().unwrap(), "2", "{records:?}");
 }
 
 #[tokio::test]
 async fn given_a_lost_answer_to_the_session_write_when_the_sdk_retries_then_the_login_succeeds() {
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
-    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(PUT_ITEM).times(1));
+    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(TRANSACT_WRITE_ITEMS).times(1));
+    stack.dynamodb_proxy().reset_counts();
 
-    // The first attempt stored the session; the retry finds it and must not fail the login.
+    // The first attempt stored the session; the retry repeats the transaction's idempotency
+    // token, so DynamoDB answers it as done instead of failing the session's condition.
     let tokens = assert_success(login(&stack, PASSWORD).await, 200);
 
-    assert_eq!(stack.dynamodb_proxy().count(PUT_ITEM), 2);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 2);
     only_session(&stack).await;
     assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
 }
@@ -277,6 +289,7 @@ async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refre
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let presented = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
     stack.dynamodb_proxy().inject(Fault::LoseResponse.on(UPDATE_ITEM).times(1));
+    stack.dynamodb_proxy().reset_counts();
 
     // The first attempt rotated the family; the retry must recognise its own rotation rather
     // than take it for a replayed token and revoke the family.
@@ -301,11 +314,12 @@ async fn given_secrets_manager_down_at_cold_start_when_invoked_then_503_and_reco
     // New containers start while Secrets Manager is unreachable: init must not fail.
     stack.secrets_proxy().inject(Fault::Close);
     stack.secrets_proxy().reset_counts();
-    stack.login = stack.token_services("LoginFunction");
+    stack.login = stack.login_deps();
     stack.get_user = stack.token_services("GetUserFunction");
-    stack.login.tokens.keys().prefetch().await;
+    tokio::join!(stack.login.services.tokens.keys().prefetch(), stack.login.throttle.prefetch());
     stack.get_user.tokens.keys().prefetch().await;
-    assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 2 * MAX_ATTEMPTS);
+    // Login reads the signing key and the throttle key, get-user the signing key.
+    assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 3 * MAX_ATTEMPTS);
 
     assert_unavailable(login(&stack, PASSWORD).await);
     assert_unavailable(stack.get_user("me", Some(&access)).await);

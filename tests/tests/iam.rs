@@ -47,7 +47,9 @@ fn given_the_template_then_only_register_and_login_can_touch_credentials() {
     assert_eq!(decide(&policies, "RegisterFunction", "dynamodb:PutItem", "EMAIL#ada@example.com"), Decision::Allow);
     assert_eq!(decide(&policies, "LoginFunction", "dynamodb:UpdateItem", "EMAIL#ada@example.com"), Decision::Allow);
     assert_ne!(decide(&policies, "RegisterFunction", "dynamodb:PutItem", "SESSION#f"), Decision::Allow);
-    assert_ne!(decide(&policies, "LoginFunction", "dynamodb:GetItem", "EMAIL#ada@example.com"), Decision::Allow);
+    assert_eq!(decide(&policies, "LoginFunction", "dynamodb:GetItem", "EMAIL#ada@example.com"), Decision::Allow);
+    assert_ne!(decide(&policies, "LoginFunction", "dynamodb:GetItem", "USER#1"), Decision::Allow);
+    assert_ne!(decide(&policies, "LoginFunction", "dynamodb:DeleteItem", "FAILURES#x"), Decision::Allow);
 }
 
 #[tokio::test]
@@ -86,10 +88,10 @@ async fn given_a_call_outside_the_functions_statements_then_aws_access_denied() 
 async fn given_a_role_without_an_action_its_code_calls_then_the_function_answers_500() {
     // GIVEN the template with get-user's GetItem taken away
     let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
-    let granted = "Action: dynamodb:GetItem";
+    let granted = "# The user's profile, never the credentials.\n            - Effect: Allow\n              Action: dynamodb:GetItem";
     assert_eq!(template.matches(granted).count(), 1, "the test expects get-user's statement in template.yaml");
     let path = std::env::temp_dir().join(format!("iam-test-{}.yaml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&path, template.replace(granted, "Action: dynamodb:DescribeTable")).unwrap();
+    std::fs::write(&path, template.replace(granted, &granted.replace("GetItem", "DescribeTable"))).unwrap();
     let check = private_iam_check(&path).await;
     let stack = Stack::with_iam_endpoint(&check.url()).await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;

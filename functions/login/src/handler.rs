@@ -1,20 +1,43 @@
 //! `POST /login` `{"email","password"}` → `200` with an access token and a new refresh-token
 //! family. Wrong password and unknown email get the same `401`, after the same work.
+//!
+//! Each attempt is counted before the password is checked (see `shared::throttle`): the
+//! conditional write that reserves it runs while the credentials are read, so a login costs two
+//! sequential DynamoDB round trips — reserve ‖ read, then the session's transaction, which also
+//! clears the count — and a refused attempt costs no password hash at all.
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::config::{Config, ConfigError};
 use shared::domain::{Email, SubmittedPassword};
 use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
+use shared::keys::ThrottleKeys;
 use shared::password::{self, Verification};
-use shared::store::NewSession;
+use shared::services::TokenServices;
+use shared::store::{Attempt, NewSession};
+use shared::throttle::{Network, Refusal};
 use shared::tokens::{token_pair, RefreshToken};
-use shared::{now_epoch, ApiError};
+use shared::{now_epoch_ms, ApiError};
 
 /// What the handler needs; built once per cold start in `main.rs`.
-pub type Deps = shared::services::TokenServices;
+pub struct Deps {
+    pub services: TokenServices,
+    pub throttle: ThrottleKeys,
+}
+
+impl Deps {
+    pub fn new(
+        config: &Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let throttle = ThrottleKeys::from_secrets_manager(secrets.clone(), config.throttle_key_secret_id()?);
+        Ok(Self { services: TokenServices::new(config, dynamodb, secrets)?, throttle })
+    }
+}
 
 pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
+    let meta = RequestMeta::new(&req, deps.services.cors_allowed_origin.as_deref());
     respond(&meta, login(&req, deps).await)
 }
 
@@ -31,32 +54,46 @@ pub fn parse(req: &Request) -> Result<(Email, SubmittedPassword), ApiError> {
 async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let (email, password) = parse(req)?;
+    let (store, tokens) = (&deps.services.store, &deps.services.tokens);
 
-    let now = now_epoch();
-    let (credentials, failures) = deps.store.login_state(&email).await?;
-    if let Some(seconds) = failures.retry_after(now) {
-        tracing::info!(
-            event = "login",
-            outcome = "throttled",
-            retry_after = seconds,
-            source_ip = source_ip(req),
-            "login refused: too many failures"
-        );
-        return Err(ApiError::TooManyAttempts(seconds));
-    }
+    let now_ms = now_epoch_ms();
+    let now = now_ms.div_euclid(1000);
+    let throttle = deps.throttle.key().await?;
+    let record = throttle.failure_key(&email);
+    let network = throttle.network_id(&Network::of(source_ip(req).as_deref()));
+    // A network the account logged in from within a refresh-token lifetime is "known".
+    let known_since = now - tokens.settings().refresh_ttl.as_secs() as i64;
+    let (attempt, credentials) =
+        tokio::join!(store.reserve_attempt(&record, &network, known_since, now_ms), store.credentials(&email));
+    let attempt = match attempt? {
+        Attempt::Reserved(attempt) => attempt,
+        Attempt::Refused(refusal) => {
+            let (outcome, error) = match refusal {
+                Refusal::Delayed(seconds) => ("throttled", ApiError::TooManyAttempts(seconds)),
+                Refusal::Locked => ("locked", ApiError::AccountLocked),
+            };
+            tracing::info!(
+                event = "login",
+                outcome,
+                source_ip = source_ip(req),
+                "login refused before checking the password"
+            );
+            return Err(error);
+        }
+    };
+    let credentials = credentials?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let (credentials, rehashed) = match (password::verify(password, stored_hash).await?, credentials) {
         (Verification::Match { rehashed }, Some(credentials)) => (credentials, rehashed),
         (_, credentials) => {
-            // Unknown emails are counted too, so that both answers stay the same.
-            deps.store.record_failed_login(&email, &failures, now).await?;
-            let user_id = credentials.map(|c| c.user_id);
+            // The attempt is already counted; unknown emails exactly like known ones.
             tracing::info!(
                 event = "login",
                 outcome = "failure",
                 source_ip = source_ip(req),
-                user_id,
-                failures = failures.current(now) + 1,
+                user_id = credentials.map(|c| c.user_id),
+                account_failures = attempt.account_failures,
+                network_failures = attempt.network_failures,
                 "login refused: bad credentials"
             );
             return Err(ApiError::InvalidCredentials);
@@ -64,38 +101,36 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     };
 
     // Sign first: if the key cannot be had, nothing has been written yet.
-    let access_token = deps.tokens.issue(&credentials.user_id, now).await?;
+    let access_token = tokens.issue(&credentials.user_id, now).await?;
     let refresh = RefreshToken::generate()?;
-    let expires_at = now + deps.tokens.settings().refresh_ttl.as_secs() as i64;
-    deps.store
-        .create_session(
-            NewSession {
-                family_id: &refresh.family_id(),
-                user_id: &credentials.user_id,
-                token_hash: &refresh.hash(),
-                now,
-                expires_at,
-            },
-            (failures.current(now) > 0).then_some(&email),
-        )
-        .await?;
+    let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
+    let session = NewSession {
+        family_id: &refresh.family_id(),
+        user_id: &credentials.user_id,
+        token_hash: &refresh.hash(),
+        now,
+        expires_at,
+    };
+    store.create_session(session, &attempt).await?;
     if let Some(new_hash) = rehashed {
         // Best effort: the login already succeeded, and the next one will try again.
-        if let Err(error) = deps.store.upgrade_password_hash(&email, &credentials.password_hash, &new_hash).await {
+        if let Err(error) = store.upgrade_password_hash(&email, &credentials.password_hash, &new_hash).await {
             tracing::warn!(error = %shared::error::Chain(&error), user_id = %credentials.user_id, "password hash upgrade failed");
         }
     }
     tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, source_ip = source_ip(req), "user logged in");
-    json_response(http::StatusCode::OK, &token_pair(access_token, deps.tokens.settings(), &refresh, expires_at, now))
+    json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &refresh, expires_at, now))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::keys::ThrottleKeys;
     use shared::testing::{assert_problem, error_fields, event, event_json, offline_token_services, request_from};
+    use shared::throttle::ThrottleKey;
 
     fn deps() -> Deps {
-        offline_token_services()
+        Deps { services: offline_token_services(), throttle: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])) }
     }
 
     #[tokio::test]

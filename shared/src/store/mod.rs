@@ -5,10 +5,11 @@
 //! | `USER#<id>`        | profile | register |
 //! | `EMAIL#<email>`    | credentials: user id + password hash; makes the email unique | register, login (rehash) |
 //! | `SESSION#<family>` | one refresh-token family: current token hash, owner, absolute expiry (TTL) | login, refresh |
-//! | `FAILURES#<hash>`  | consecutive failed logins for an email, known or not (TTL) | login |
+//! | `FAILURES#<hmac>`  | the login throttle's counters for an email, known or not (TTL) | login |
 //!
 //! Each operation is the fewest sequential calls that keep it atomic: register is one
-//! transaction, login one read and one write, refresh one conditional update.
+//! transaction; login reserves its attempt while it reads the credentials (two calls, one round
+//! trip), then one transaction; refresh one conditional update.
 
 mod failures;
 mod sessions;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Email;
 use crate::error::DependencyError;
 
-pub use failures::FailedLogins;
+pub use failures::{Attempt, ReservedAttempt};
 pub use sessions::{NewSession, Rotation};
 pub use users::{Credentials, Registration, User};
 

@@ -1,14 +1,12 @@
 //! Refresh-token families.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, key, number, session_key, to_item, unless_condition_failed, Store, SERVICE};
-use crate::domain::Email;
+use super::{from_item, key, number, session_key, to_item, unless_condition_failed, ReservedAttempt, Store, SERVICE};
 use crate::error::DependencyError;
 
 #[derive(Serialize, Deserialize)]
@@ -49,15 +47,15 @@ pub enum Rotation {
 }
 
 impl Store {
-    /// Starts a refresh-token family. After failed attempts, the same write (one transaction)
-    /// clears the email's failure record: a success resets the login throttle.
+    /// Starts a refresh-token family and, in the same transaction, clears the failure record of
+    /// the attempt that earned it: a success resets the login throttle.
     ///
-    /// Both writes are safe for the SDK to retry after a lost answer: the transaction carries an
-    /// idempotency token, and the put recognises the family its own earlier attempt created.
+    /// Safe for the SDK to retry after a lost answer: the transaction carries an idempotency
+    /// token (the SDK fills in `ClientRequestToken`).
     pub async fn create_session(
         &self,
         session: NewSession<'_>,
-        clear_failures_of: Option<&Email>,
+        attempt: &ReservedAttempt,
     ) -> Result<(), DependencyError> {
         let item = to_item(&SessionItem {
             pk: session_key(session.family_id),
@@ -68,52 +66,16 @@ impl Store {
             generation: 0,
             revoked_at: None,
         })?;
-        let Some(email) = clear_failures_of else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(error) => {
-                    // The family id is random: an existing item with our token hash was written by
-                    // an earlier attempt of this very call, whose answer was lost.
-                    let ours = match error.as_service_error() {
-                        Some(PutItemError::ConditionalCheckFailedException(failed)) => failed
-                            .item()
-                            .and_then(|old| old.get("token_hash"))
-                            .is_some_and(|hash| hash.as_s().is_ok_and(|hash| hash == session.token_hash)),
-                        _ => false,
-                    };
-                    if ours {
-                        Ok(())
-                    } else {
-                        Err(DependencyError::from_sdk(SERVICE, error))
-                    }
-                }
-            };
-        };
-        let build = |e: aws_sdk_dynamodb::error::BuildError| DependencyError::failed(SERVICE, e);
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(build)?;
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", Store::failures_key_for(email))
-            .build()
-            .map_err(build)?;
+            .map_err(|e| DependencyError::failed(SERVICE, e))?;
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(self.clear_failures(attempt, session.now)?).build())
             .send()
             .await
             .map(|_| ())

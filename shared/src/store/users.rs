@@ -29,10 +29,10 @@ struct UserItem {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct CredentialsItem {
-    pub(super) pk: String,
-    pub(super) user_id: String,
-    pub(super) password_hash: String,
+struct CredentialsItem {
+    pk: String,
+    user_id: String,
+    password_hash: String,
 }
 
 /// What login needs to check a password.
@@ -123,6 +123,12 @@ impl Store {
             .send()
             .await;
         unless_condition_failed(result)
+    }
+
+    /// The credentials of an email, if it is registered (a strongly consistent read).
+    pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, DependencyError> {
+        let item: Option<CredentialsItem> = self.get(email_key(email)).await?;
+        Ok(item.map(|item| Credentials { user_id: item.user_id, password_hash: item.password_hash }))
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>, DependencyError> {
