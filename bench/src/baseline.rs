@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use shared::domain::{NewPassword, PasswordPolicy};
-use shared::store::{NewSession, Store};
+use shared::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Op {
@@ -64,21 +64,16 @@ async fn measure(op: Op, n: usize, user_id: Option<String>) -> Result<Measuremen
             finish(n, cpu0, clock()?, wall0)
         }
         Op::RotateSession => {
+            // The family of the refresh token the benchmark's flow holds: rotating it needs only
+            // what the refresh function may do (UpdateItem on SESSION# items).
             let store = store().await?;
-            let user_id = user_id.ok_or("--user-id is required")?;
-            let now = shared::now_epoch();
-            let family = uuid::Uuid::new_v4().simple().to_string();
+            let token = std::env::var("BENCH_REFRESH_TOKEN").map_err(|_| "BENCH_REFRESH_TOKEN is required")?;
+            let token = shared::tokens::RefreshToken::parse(&token).ok_or("BENCH_REFRESH_TOKEN is not a refresh token")?;
+            let (family, now) = (token.family_id(), shared::now_epoch());
             // Token hashes have the real shape (43 base64url characters); they are computed
             // before the clock starts.
-            let hashes: Vec<String> = (0..=n + 1).map(|i| format!("{i:043}")).collect();
-            let session = NewSession {
-                family_id: &family,
-                user_id: &user_id,
-                token_hash: &hashes[0],
-                now,
-                expires_at: now + 86_400,
-            };
-            store.create_session(session, None).await.map_err(|e| e.to_string())?;
+            let mut hashes = vec![token.hash()];
+            hashes.extend((0..=n).map(|i| format!("{i:043}")));
             let rotate = |i: usize| store.rotate_session(&family, &hashes[i], &hashes[i + 1], now);
             rotate(0).await.map_err(|e| e.to_string())?;
             let (cpu0, wall0) = (clock()?, Instant::now());

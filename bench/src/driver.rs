@@ -410,10 +410,14 @@ async fn measure_baseline(
     options: &Options,
     spec: &FunctionSpec,
     op: &str,
-    user_id: Option<&str>,
+    flow: &Flow,
     proxies: &(CountingProxy, CountingProxy),
 ) -> Result<Measurement, String> {
-    let env = process_env(spec, "127.0.0.1:9", proxies);
+    let mut env = process_env(spec, "127.0.0.1:9", proxies);
+    if let Some(token) = &flow.refresh_token {
+        env.push(("BENCH_REFRESH_TOKEN".to_owned(), token.clone()));
+    }
+    let user_id = flow.user_id.as_deref();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let n = if op == "argon2" { (options.baseline_runs / 5).max(20) } else { options.baseline_runs };
     let mut command = Command::new(exe);
@@ -470,7 +474,9 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         };
         // Each reference operation runs with the permissions of the function it stands for.
         let reference = spec(name)?;
-        result.reference = Some(measure_baseline(options, reference, op, flow.user_id.as_deref(), &proxies).await?);
+        // The refresh baseline rotates the flow's family past its token; only get-user (an
+        // access token) runs after it.
+        result.reference = Some(measure_baseline(options, reference, op, &flow, &proxies).await?);
         let median = crate::report::percentile(&result.warm_ms, 50.0);
         eprintln!(
             "bench: {name}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
