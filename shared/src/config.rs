@@ -32,6 +32,9 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub password_policy: PasswordPolicy,
     pub key_cache_ttl: Duration,
+    /// How long the refresh token just replaced may be presented again for the current one
+    /// (0: never; any earlier token revokes the family).
+    pub refresh_reuse_grace: Duration,
     /// `*` or one exact origin, echoed in `Access-Control-Allow-Origin`.
     pub cors_allowed_origin: Option<String>,
 }
@@ -80,6 +83,7 @@ impl Config {
             },
             password_policy: PasswordPolicy::new(min_length as usize),
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_TTL_SECONDS", 300, 0, 3600)?),
+            refresh_reuse_grace: Duration::from_secs(number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?),
             cors_allowed_origin: get("CORS_ALLOWED_ORIGIN"),
         })
     }
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(config.tokens.refresh_ttl, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(config.password_policy.min_length(), 15);
         assert_eq!(config.key_cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(config.signing_key_secret_id(), Err(ConfigError::Missing("SIGNING_KEY_SECRET_ID")));
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -129,8 +130,16 @@ fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
 }
 
 /// A refresh token: 16 bytes naming its family (the login session it belongs to) followed by
-/// 32 random bytes (256 bits of secret), base64url-encoded. It is opaque to clients; the store
-/// keeps only its SHA-256, keyed by family, so one conditional write can rotate it.
+/// 32 bytes of secret, base64url-encoded. It is opaque to clients; the store keeps only its
+/// SHA-256, keyed by family, so one conditional write can rotate it.
+///
+/// A family's first secret is random; each next one is derived from the one before,
+/// HMAC-SHA256(k′, family ‖ secret), with a key k′ the clients never see. Only hashes are stored,
+/// yet the function that is shown a token can tell what its successor is: so a client that
+/// presents the token just replaced (two tabs refreshing at once, a retry after a lost answer)
+/// can be given the family's current token again within a short grace window, instead of
+/// losing the session. The successor cannot be guessed without k′, and secrets never repeat, so
+/// the family and the secret are enough input (no generation counter is needed).
 pub struct RefreshToken {
     family: [u8; 16],
     secret: [u8; 32],
@@ -141,20 +150,18 @@ const REFRESH_TOKEN_BYTES: usize = 48;
 impl RefreshToken {
     /// A token that starts a new family.
     pub fn generate() -> Result<Self, ApiError> {
-        let mut family = [0u8; 16];
-        getrandom::getrandom(&mut family).map_err(|e| ApiError::Internal(e.into()))?;
-        Self::next_in(family)
+        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+        getrandom::getrandom(&mut bytes).map_err(|e| ApiError::Internal(e.into()))?;
+        let (family, secret) = bytes.split_at(16);
+        Ok(Self { family: family.try_into().expect("16 bytes"), secret: secret.try_into().expect("32 bytes") })
     }
 
-    /// The token that replaces this one in its family.
-    pub fn rotate(&self) -> Result<Self, ApiError> {
-        Self::next_in(self.family)
-    }
-
-    fn next_in(family: [u8; 16]) -> Result<Self, ApiError> {
-        let mut secret = [0u8; 32];
-        getrandom::getrandom(&mut secret).map_err(|e| ApiError::Internal(e.into()))?;
-        Ok(Self { family, secret })
+    /// The token that replaces this one in its family, derived with `key` (k′).
+    pub fn successor(&self, key: &[u8; 32]) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(&self.family);
+        mac.update(&self.secret);
+        Self { family: self.family, secret: mac.finalize().into_bytes().into() }
     }
 
     /// Parses a presented token; anything that is not exactly 48 base64url bytes is `None`.
@@ -173,7 +180,7 @@ impl RefreshToken {
         URL_SAFE_NO_PAD.encode(self.family)
     }
 
-    /// The stored form: SHA-256 of the whole token. A fast hash is enough for 256 random bits.
+    /// The stored form: SHA-256 of the whole token. A fast hash is enough for 256 secret bits.
     pub fn hash(&self) -> String {
         let mut digest = Sha256::new();
         digest.update(self.family);
@@ -293,9 +300,12 @@ mod tests {
         let parsed = RefreshToken::parse(text.expose_secret()).unwrap();
         assert_eq!(parsed.hash(), token.hash());
         assert_eq!(parsed.family_id(), token.family_id());
-        let next = token.rotate().unwrap();
+        let next = token.successor(&[1; 32]);
         assert_eq!(next.family_id(), token.family_id());
         assert_ne!(next.hash(), token.hash());
+        assert_eq!(parsed.successor(&[1; 32]).hash(), next.hash(), "successors are derived, not drawn");
+        assert_ne!(token.successor(&[2; 32]).hash(), next.hash(), "and depend on the key");
+        assert_ne!(RefreshToken::generate().unwrap().family_id(), token.family_id());
         assert!(RefreshToken::parse("short").is_none());
         assert!(RefreshToken::parse(&"*".repeat(64)).is_none());
     }

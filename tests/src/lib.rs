@@ -288,6 +288,11 @@ fn login_deps(function: &FunctionEnv) -> login::Deps {
         .expect("the template gives login its secrets")
 }
 
+fn refresh_deps(function: &FunctionEnv) -> refresh::Deps {
+    refresh::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
+        .expect("the template gives refresh its secrets")
+}
+
 fn token_services(function: &FunctionEnv) -> TokenServices {
     TokenServices::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
         .expect("the template names a signing-key secret")
@@ -386,7 +391,7 @@ impl Stack {
         Self {
             register: register::Deps::new(&register_env.config, register_env.dynamodb.clone()),
             login: login_deps(&functions["LoginFunction"]),
-            refresh: services("RefreshFunction"),
+            refresh: refresh_deps(&functions["RefreshFunction"]),
             get_user: services("GetUserFunction"),
             dynamodb,
             secrets,

@@ -21,6 +21,11 @@ impl Write for Captured {
     }
 }
 
+async fn tokens_user(stack: &Stack) -> String {
+    let items = stack.items().await;
+    items.iter().find_map(|i| i.get("user_id")?.as_s().ok().cloned()).unwrap()
+}
+
 #[tokio::test]
 async fn given_every_flow_at_trace_level_when_logging_then_no_secret_appears() {
     let captured = Captured::default();
@@ -37,7 +42,8 @@ async fn given_every_flow_at_trace_level_when_logging_then_no_secret_appears() {
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
     let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let second = parts(stack.refresh_with(&first_refresh).await).2;
-    parts(stack.refresh_with(&first_refresh).await); // reuse: revokes the family
+    let third = parts(stack.refresh_with(second["refresh_token"].as_str().unwrap()).await).2;
+    parts(stack.refresh_with(&first_refresh).await); // reuse of an older token: revokes the family
     parts(stack.get_user("me", tokens["access_token"].as_str()).await);
     parts(stack.get_user("me", Some("forged.token.value")).await);
 
@@ -51,6 +57,10 @@ async fn given_every_flow_at_trace_level_when_logging_then_no_secret_appears() {
     for expected in ["user registered", "login refused", "user logged in", "tokens refreshed", "family revoked"] {
         assert!(logs.contains(expected), "missing {expected:?} in logs:\n{logs}");
     }
+    // The reuse line names the user and the family, for whoever investigates it.
+    let reuse = logs.lines().find(|line| line.contains("family revoked")).unwrap();
+    let family = shared::tokens::RefreshToken::parse(&first_refresh).unwrap().family_id();
+    assert!(reuse.contains(tokens_user(&stack).await.as_str()) && reuse.contains(&family), "{reuse}");
     let mut forbidden = vec![
         ("password", PASSWORD.to_owned()),
         ("wrong password", wrong_password.to_owned()),
@@ -60,6 +70,7 @@ async fn given_every_flow_at_trace_level_when_logging_then_no_secret_appears() {
         ("access token signature", tokens["access_token"].as_str().unwrap().rsplit('.').next().unwrap().to_owned()),
         ("refresh token", first_refresh.clone()),
         ("rotated refresh token", second["refresh_token"].as_str().unwrap().to_owned()),
+        ("current refresh token", third["refresh_token"].as_str().unwrap().to_owned()),
         ("signing key", secret.secret_string().unwrap().to_owned()),
         ("email of a failed login", "ghost@example.com".to_owned()),
     ];

@@ -30,9 +30,11 @@ async fn given_a_chain_of_refreshes_when_each_is_used_once_then_all_succeed_with
     assert_eq!(session["expires_at"], family_expiry);
 }
 
+const STRICT: &[(&str, &str)] = &[("REFRESH_REUSE_GRACE_SECONDS", "0")];
+
 #[tokio::test]
 async fn given_a_used_refresh_token_when_replayed_then_the_family_is_revoked_but_other_sessions_live() {
-    let stack = Stack::new().await;
+    let stack = Stack::with_env(STRICT).await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let stolen = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
     let other_device =
@@ -50,24 +52,101 @@ async fn given_a_used_refresh_token_when_replayed_then_the_family_is_revoked_but
     assert_eq!(parts(stack.refresh_with(&other_device).await).0, 200);
 }
 
-#[tokio::test]
-async fn given_concurrent_refreshes_of_one_token_when_racing_then_exactly_one_pair_is_issued() {
-    let stack = Arc::new(Stack::new().await);
-    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    let refresh = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+/// Presents one refresh token from 50 tasks at once; returns their answers.
+async fn race(stack: &Arc<Stack>, refresh: &str) -> Vec<(u16, serde_json::Value)> {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
-            let (stack, refresh) = (stack.clone(), refresh.clone());
-            tokio::spawn(async move { parts(stack.refresh_with(&refresh).await).0 })
+            let (stack, refresh) = (stack.clone(), refresh.to_owned());
+            tokio::spawn(async move {
+                let (status, _, body) = parts(stack.refresh_with(&refresh).await);
+                (status, body)
+            })
         })
         .collect();
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for task in tasks {
-        statuses.push(task.await.unwrap());
+        answers.push(task.await.unwrap());
     }
+    answers
+}
+
+#[tokio::test]
+async fn given_concurrent_refreshes_of_one_token_in_strict_mode_then_exactly_one_pair_is_issued() {
+    let stack = Arc::new(Stack::with_env(STRICT).await);
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let refresh = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let statuses: Vec<u16> = race(&stack, &refresh).await.into_iter().map(|(status, _)| status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 49, "{statuses:?}");
     assert_eq!(session_item(&stack).await["generation"].as_n().unwrap(), "1");
+}
+
+#[tokio::test]
+async fn given_concurrent_refreshes_of_one_token_within_the_grace_window_then_one_rotation_and_one_token() {
+    // GIVEN the default 10 s grace window
+    let stack = Arc::new(Stack::new().await);
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let refresh = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    // WHEN 50 clients present the same token at once
+    let answers = race(&stack, &refresh).await;
+    // THEN the family rotates once, and every client gets that one successor
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    let successors: std::collections::BTreeSet<_> =
+        answers.iter().map(|(_, body)| body["refresh_token"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    assert_eq!(session_item(&stack).await["generation"].as_n().unwrap(), "1");
+    assert_eq!(parts(stack.refresh_with(successors.first().unwrap()).await).0, 200);
+}
+
+/// Moves the family's last rotation `seconds` into the past.
+async fn age_rotation(stack: &Stack, seconds: i64) {
+    let session = session_item(stack).await;
+    let rotated_at: i64 = session["rotated_at"].as_n().unwrap().parse().unwrap();
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", session["pk"].clone())
+        .update_expression("SET rotated_at = :t")
+        .expression_attribute_values(":t", AttributeValue::N((rotated_at - seconds).to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn given_the_token_just_replaced_then_within_the_window_it_gets_the_current_one_and_after_it_revokes() {
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let first = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let (_, _, second) = parts(stack.refresh_with(&first).await);
+    let second = second["refresh_token"].as_str().unwrap().to_owned();
+
+    // Within the window: the same current token and a fresh access token, no rotation.
+    let (status, _, again) = parts(stack.refresh_with(&first).await);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["refresh_token"], second.as_str());
+    assert_eq!(parts(stack.get_user("me", again["access_token"].as_str()).await).0, 200);
+    assert_eq!(session_item(&stack).await["generation"].as_n().unwrap(), "1");
+
+    // After it: reuse, and the whole family is revoked.
+    age_rotation(&stack, 10).await;
+    assert_problem(stack.refresh_with(&first).await, 401);
+    assert!(session_item(&stack).await.contains_key("revoked_at"));
+    assert_problem(stack.refresh_with(&second).await, 401);
+}
+
+#[tokio::test]
+async fn given_a_token_older_than_the_one_just_replaced_then_it_revokes_the_family_at_once() {
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let first = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    let second = parts(stack.refresh_with(&first).await).2["refresh_token"].as_str().unwrap().to_owned();
+    let third = parts(stack.refresh_with(&second).await).2["refresh_token"].as_str().unwrap().to_owned();
+
+    assert_problem(stack.refresh_with(&first).await, 401);
+    assert!(session_item(&stack).await.contains_key("revoked_at"));
+    assert_problem(stack.refresh_with(&third).await, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,18 +1,44 @@
 //! `POST /refresh` `{"refresh_token"}` → `200` with a new access token and the family's next
-//! refresh token. Each refresh token works once; presenting a used one revokes its family.
+//! refresh token. Each refresh token works once; presenting a used one revokes its family,
+//! except the one just replaced, within `REFRESH_REUSE_GRACE_SECONDS`, which gets the family's
+//! current token again (see `shared::tokens::RefreshToken`).
+
+use std::time::Duration;
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
-use shared::store::Rotation;
+use shared::config::{Config, ConfigError};
+use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
+use shared::keys::ThrottleKeys;
+use shared::services::TokenServices;
+use shared::store::{PresentedToken, Rotation};
 use shared::tokens::{token_pair, RefreshToken};
 use shared::{now_epoch, ApiError};
 
+/// The label of the successor key derived from the throttle key.
+const SUCCESSOR_KEY: &str = "refresh-token-successor";
+
 /// What the handler needs; built once per cold start in `main.rs`.
-pub type Deps = shared::services::TokenServices;
+pub struct Deps {
+    pub services: TokenServices,
+    /// The key successors are derived with is a subkey of the throttle key.
+    pub keys: ThrottleKeys,
+    pub grace: Duration,
+}
+
+impl Deps {
+    pub fn new(
+        config: &Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let keys = ThrottleKeys::from_secrets_manager(secrets.clone(), config.throttle_key_secret_id()?);
+        Ok(Self { services: TokenServices::new(config, dynamodb, secrets)?, keys, grace: config.refresh_reuse_grace })
+    }
+}
 
 pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
+    let meta = RequestMeta::new(&req, deps.services.cors_allowed_origin.as_deref());
     respond(&meta, refresh(&req, deps).await)
 }
 
@@ -28,28 +54,31 @@ pub fn parse(req: &Request) -> Result<RefreshToken, ApiError> {
 async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let presented = parse(req)?;
+    let (store, tokens) = (&deps.services.store, &deps.services.tokens);
 
     // Make sure a token can be signed before the presented one is spent: a rotation followed by
     // a failed signature would leave the client holding a used token.
-    deps.tokens.keys().current().await?;
+    let (signing, successor_key) = tokio::join!(tokens.keys().current(), deps.keys.key());
+    signing?;
+    let next = presented.successor(&successor_key?.subkey(SUCCESSOR_KEY));
 
     let now = now_epoch();
-    let next = presented.rotate()?;
     let family_id = presented.family_id();
-    match deps.store.rotate_session(&family_id, &presented.hash(), &next.hash(), now).await? {
-        Rotation::Rotated { user_id, expires_at } => {
-            let access_token = deps.tokens.issue(&user_id, now).await?;
-            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, "tokens refreshed");
-            json_response(
-                http::StatusCode::OK,
-                &token_pair(access_token, deps.tokens.settings(), &next, expires_at, now),
-            )
+    let token = PresentedToken { family_id: &family_id, hash: &presented.hash(), successor_hash: &next.hash() };
+    match store.rotate_session(token, deps.grace.as_secs() as i64, now).await? {
+        Rotation::Rotated { user_id, expires_at } | Rotation::Repeated { user_id, expires_at } => {
+            let access_token = tokens.issue(&user_id, now).await?;
+            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, source_ip = source_ip(req), "tokens refreshed");
+            json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, expires_at, now))
         }
-        Rotation::Reused => {
-            deps.store.revoke_session(&family_id, now).await?;
+        Rotation::Reused { user_id } => {
+            store.revoke_session(&family_id, now).await?;
             tracing::warn!(
                 event = "refresh",
                 outcome = "reuse_detected",
+                user_id = %user_id,
+                family = %family_id,
+                source_ip = source_ip(req),
                 "used refresh token presented; family revoked"
             );
             Err(ApiError::InvalidRefreshToken("reused"))
@@ -64,9 +93,14 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
 mod tests {
     use super::*;
     use shared::testing::{assert_problem, error_fields, event, offline_token_services};
+    use shared::throttle::ThrottleKey;
 
     fn deps() -> Deps {
-        offline_token_services()
+        Deps {
+            services: offline_token_services(),
+            keys: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])),
+            grace: Duration::from_secs(10),
+        }
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@ async fn main() -> Result<(), Error> {
     let config = shared::Config::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let deps = refresh::Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws))?;
-    // Read the signing key during init; a failure here is retried by the first request.
-    deps.tokens.keys().prefetch().await;
+    // Read the keys during init; a failure here is retried by the first request.
+    tokio::join!(deps.services.tokens.keys().prefetch(), deps.keys.prefetch());
     let deps = Arc::new(deps);
     shared::lambda::run(move |req| {
         let deps = deps.clone();

@@ -28,7 +28,7 @@ use crate::domain::Email;
 use crate::error::DependencyError;
 
 pub use failures::{Attempt, ReservedAttempt};
-pub use sessions::{NewSession, Rotation};
+pub use sessions::{NewSession, PresentedToken, Rotation};
 pub use users::{Credentials, Registration, User};
 
 const SERVICE: &str = "DynamoDB";

@@ -18,6 +18,14 @@ struct SessionItem {
     /// Absolute end of the family's life; also the table's TTL attribute.
     expires_at: i64,
     generation: u64,
+    /// The hash of the token the current one replaced, and when (for the reuse grace window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<i64>,
+    /// A random id of the call that made the last rotation: its own retry recognises it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
 }
@@ -31,10 +39,24 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
+/// A refresh token as the store sees it: its family, its hash and its successor's hash.
+pub struct PresentedToken<'a> {
+    pub family_id: &'a str,
+    pub hash: &'a str,
+    pub successor_hash: &'a str,
+}
+
 /// The outcome of presenting a refresh token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
+    /// The token was the family's current one; its successor is now.
     Rotated {
+        user_id: String,
+        expires_at: i64,
+    },
+    /// The token is the one the current token replaced, within the grace window: the client
+    /// gets the current token (the presented one's successor) again.
+    Repeated {
         user_id: String,
         expires_at: i64,
     },
@@ -42,8 +64,11 @@ pub enum Rotation {
     Unknown,
     Expired,
     Revoked,
-    /// The family exists but the token is not its current one: an earlier token was replayed.
-    Reused,
+    /// The family exists but the token is an older one, or the one just replaced after the
+    /// grace window: a replay.
+    Reused {
+        user_id: String,
+    },
 }
 
 impl Store {
@@ -64,6 +89,9 @@ impl Store {
             created_at: session.now,
             expires_at: session.expires_at,
             generation: 0,
+            previous_hash: None,
+            rotated_at: None,
+            rotation_id: None,
             revoked_at: None,
         })?;
         let put = Put::builder()
@@ -82,29 +110,35 @@ impl Store {
             .map_err(|e| DependencyError::from_sdk(SERVICE, e))
     }
 
-    /// Replaces the family's current token hash `presented` by `replacement` in one conditional
-    /// update, so that of any number of concurrent presentations exactly one succeeds. Expiry is
-    /// checked here too, since DynamoDB deletes expired items lazily. When the SDK retries after
-    /// a lost answer and finds `replacement` already in place, that is this call's own rotation,
-    /// not a replay: `replacement` hashes a token generated for this call alone.
+    /// Replaces the family's current token hash by the presented token's successor in one
+    /// conditional update, so that of any number of concurrent presentations exactly one
+    /// rotates. Expiry is checked here too, since DynamoDB deletes expired items lazily.
+    ///
+    /// When the condition fails, the item as it was tells what happened, with no second call:
+    /// this call's own rotation, seen by an SDK retry after a lost answer (`rotation_id`); the
+    /// token just replaced, presented again within `grace` seconds (`Repeated`); or a replay.
     pub async fn rotate_session(
         &self,
-        family_id: &str,
-        presented: &str,
-        replacement: &str,
+        token: PresentedToken<'_>,
+        grace: i64,
         now: i64,
     ) -> Result<Rotation, DependencyError> {
+        let rotation_id = uuid::Uuid::new_v4().simple().to_string();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(session_key(family_id))))
-            .update_expression("SET token_hash = :new, generation = generation + :one, rotated_at = :now")
+            .set_key(Some(key(session_key(token.family_id))))
+            .update_expression(
+                "SET token_hash = :new, previous_hash = :presented, generation = generation + :one, \
+                 rotated_at = :now, rotation_id = :rotation",
+            )
             .condition_expression("token_hash = :presented AND expires_at > :now AND attribute_not_exists(revoked_at)")
-            .expression_attribute_values(":new", AttributeValue::S(replacement.to_owned()))
-            .expression_attribute_values(":presented", AttributeValue::S(presented.to_owned()))
+            .expression_attribute_values(":new", AttributeValue::S(token.successor_hash.to_owned()))
+            .expression_attribute_values(":presented", AttributeValue::S(token.hash.to_owned()))
             .expression_attribute_values(":now", number(now))
             .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":rotation", AttributeValue::S(rotation_id.clone()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -120,14 +154,19 @@ impl Store {
                 };
                 let Some(old) = failed.item().cloned() else { return Ok(Rotation::Unknown) };
                 let old: SessionItem = from_item(old)?;
+                let just_replaced = old.previous_hash.as_deref() == Some(token.hash)
+                    && old.token_hash == token.successor_hash
+                    && old.rotated_at.is_some_and(|at| now - at < grace);
                 Ok(if old.revoked_at.is_some() {
                     Rotation::Revoked
-                } else if old.token_hash == replacement {
+                } else if old.rotation_id.as_deref() == Some(rotation_id.as_str()) {
                     Rotation::Rotated { user_id: old.user_id, expires_at: old.expires_at }
                 } else if old.expires_at <= now {
                     Rotation::Expired
+                } else if just_replaced {
+                    Rotation::Repeated { user_id: old.user_id, expires_at: old.expires_at }
                 } else {
-                    Rotation::Reused
+                    Rotation::Reused { user_id: old.user_id }
                 })
             }
         }
