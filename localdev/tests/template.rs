@@ -82,7 +82,11 @@ fn overrides_apply_and_are_validated() {
 fn each_function_gets_the_template_variables_resolved_for_its_stack() {
     let t = load("PasswordMinLength=20").unwrap();
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-SigningKeySecret-AbCdEf";
-    let arns = BTreeMap::from([("SigningKeySecret".to_owned(), arn.to_owned())]);
+    let throttle = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-ThrottleKeySecret-GhIjKl";
+    let arns = BTreeMap::from([
+        ("SigningKeySecret".to_owned(), arn.to_owned()),
+        ("ThrottleKeySecret".to_owned(), throttle.to_owned()),
+    ]);
     let resources = StackResources::new(&t, LocalStack::new("dev").unwrap(), arns).unwrap();
     let expected = [
         ("TABLE_NAME", "dev-AuthTable"),
@@ -95,17 +99,25 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("KEY_CACHE_TTL_SECONDS", "300"),
         ("CORS_ALLOWED_ORIGIN", "*"),
     ];
-    for function in ["RegisterFunction", "LoginFunction", "RefreshFunction", "GetUserFunction"] {
+    let own: [(&str, &[(&str, &str)]); 4] = [
+        ("RegisterFunction", &[]),
+        ("LoginFunction", &[("THROTTLE_KEY_SECRET_ID", throttle)]),
+        ("RefreshFunction", &[("THROTTLE_KEY_SECRET_ID", throttle), ("REFRESH_REUSE_GRACE_SECONDS", "10")]),
+        ("GetUserFunction", &[]),
+    ];
+    for (function, own) in own {
         let vars = t.function_variables(function, &resources).unwrap();
-        assert_eq!(vars.len(), expected.len(), "{vars:?}");
-        for (k, v) in expected {
-            assert_eq!(vars[k], v, "{function} {k}");
+        assert_eq!(vars.len(), expected.len() + own.len(), "{vars:?}");
+        for (k, v) in expected.iter().chain(own) {
+            assert_eq!(vars[*k], *v, "{function} {k}");
         }
         let env = t.lambda_environment(function, &resources, "http://127.0.0.1:4566").unwrap();
         assert_eq!(env["AWS_ACCESS_KEY_ID"], format!("dev.{function}"));
         assert_eq!(env["AWS_LAMBDA_LOG_LEVEL"], "INFO");
         assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "JSON");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
+        let group = &env["AWS_LAMBDA_LOG_GROUP_NAME"];
+        assert!(group.starts_with("dev-") && group.ends_with("Logs"), "its own log group: {group}");
     }
 }
 
@@ -122,7 +134,12 @@ fn table_and_secret() {
     assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
     assert!(table.point_in_time_recovery);
     assert!(table.global_secondary_indexes.is_empty() && table.local_secondary_indexes.is_empty());
-    let secret = t.secret_spec().unwrap().generate().unwrap();
-    assert_eq!(secret.len(), 64);
-    assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
+    let specs = t.secret_specs().unwrap();
+    let ids: Vec<_> = specs.iter().map(|s| s.logical_id.as_str()).collect();
+    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret"]);
+    for spec in specs {
+        let secret = spec.generate().unwrap();
+        assert_eq!(secret.len(), 64);
+        assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
 }
