@@ -71,12 +71,12 @@ eval "$("$SCRIPTS_DIR/emulators.sh" env)"
 cd "$REPO_ROOT"
 log "building localdev and the functions (debug profile; argon2 is optimised even there)"
 cargo build --quiet -p localdev
+LOCALDEV="$REPO_ROOT/target/debug/localdev"
 # One function at a time, exactly as `cargo lambda watch` runs them (`cargo run --bin <name>`), so
 # that its first invocation finds them built with the same features instead of rebuilding.
-for function in register login refresh get-user; do
+for function in $("$LOCALDEV" binaries); do
     cargo build --quiet --bin "$function"
 done
-LOCALDEV="$REPO_ROOT/target/debug/localdev"
 "$LOCALDEV" setup --stack "$LOCAL_STACK"
 
 if [ -z "${LOCAL_IAM_ENDPOINT:-}" ]; then

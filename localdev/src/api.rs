@@ -1,11 +1,13 @@
-//! The REST API as declared in the template: routes, throttling, usage plan, CORS and gateway
-//! responses of the `AWS::Serverless::Api` resource and the functions' `Api` events.
+//! The REST API as declared in the template: routes, throttling, usage plan, CORS, gateway
+//! responses and access-log format of the `AWS::Serverless::Api` resource, the functions' `Api`
+//! events, and the AWS WAF web ACL associated with the API's stage.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use crate::error::{template_error, Result};
+use crate::error::{template_error, Error, Result};
 use crate::params::scalar_string;
 use crate::template::Template;
 
@@ -114,6 +116,8 @@ pub struct Api {
     pub method_settings: Vec<MethodSetting>,
     /// `GatewayResponses` by response type (`THROTTLED`, `DEFAULT_4XX`, ...).
     pub gateway_responses: BTreeMap<String, GatewayResponseConfig>,
+    /// `AccessLogSetting.Format`: one line of `$context` variables per request.
+    pub access_log_format: Option<String>,
 }
 
 /// One route: an `Api` event of a function.
@@ -131,6 +135,63 @@ pub struct Route {
     pub api_key_required: bool,
     /// Method throttle from `MethodSettings` (exact entry, else the `/*` `*` entry).
     pub throttle: Option<Throttle>,
+}
+
+/// How a WAF byte match compares the inspected value with its search string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionalConstraint {
+    /// `EXACTLY`.
+    Exactly,
+    /// `STARTS_WITH`.
+    StartsWith,
+    /// `ENDS_WITH`.
+    EndsWith,
+    /// `CONTAINS`.
+    Contains,
+}
+
+/// A WAF text transformation, applied to the inspected value (never to the search string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTransformation {
+    /// `NONE`.
+    None,
+    /// `LOWERCASE`: A-Z to a-z.
+    Lowercase,
+}
+
+/// A `ByteMatchStatement` on `FieldToMatch: {UriPath: {}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteMatch {
+    /// `SearchString`, as declared (WAF sees the stage in the path: `/v1/login`).
+    pub search_string: String,
+    /// `PositionalConstraint`.
+    pub positional_constraint: PositionalConstraint,
+    /// `TextTransformations`, in priority order.
+    pub text_transformations: Vec<TextTransformation>,
+}
+
+/// A web ACL rule: a `RateBasedStatement` per client IP (`AggregateKeyType: IP`), action `Block`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRule {
+    /// `Name`.
+    pub name: String,
+    /// `Priority` (lower runs first).
+    pub priority: i64,
+    /// `Limit`: matching requests per IP allowed within the window.
+    pub limit: u64,
+    /// `EvaluationWindowSec` (WAF's default: 300 s).
+    pub window: Duration,
+    /// `ScopeDownStatement`: only matching requests are counted and blocked (all when `None`).
+    pub scope_down: Option<ByteMatch>,
+}
+
+/// The `AWS::WAFv2::WebACL` associated with the API's stage (default action `Allow`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebAcl {
+    /// Logical id.
+    pub logical_id: String,
+    /// Rules in priority order.
+    pub rules: Vec<RateRule>,
 }
 
 /// Decodes a CloudFormation `MethodSettings` resource path: `/~1users~1{id}` → `/users/{id}`, `/*` → `*`.
@@ -246,6 +307,7 @@ impl Api {
             cors,
             method_settings,
             gateway_responses,
+            access_log_format: mapping(props, "AccessLogSetting").and_then(|a| get_str(a, "Format")),
         })
     }
 
@@ -287,7 +349,140 @@ fn gateway_response(entry: &Mapping) -> Result<GatewayResponseConfig> {
     Ok(GatewayResponseConfig { status_code: number(get_str(entry, "StatusCode"), "StatusCode")?, headers, templates })
 }
 
+/// A WAF setting the local gateway cannot enforce: an error, never silently ignored.
+fn unsupported(at: &str, what: impl std::fmt::Display) -> Error {
+    template_error(format!("{at}: {what} is not supported locally"))
+}
+
+/// Fails naming the first key of `map` that is not in `allowed`.
+fn only_keys(map: &Mapping, allowed: &[&str], at: &str) -> Result<()> {
+    map.keys().filter_map(Value::as_str).find(|k| !allowed.contains(k)).map_or(Ok(()), |k| Err(unsupported(at, k)))
+}
+
+/// A WAF statement, action or field: a map with exactly one key, returned with its value.
+fn single<'a>(value: Option<&'a Value>, at: &str) -> Result<(&'a str, &'a Value)> {
+    value
+        .and_then(Value::as_mapping)
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.iter().next())
+        .and_then(|(k, v)| Some((k.as_str()?, v)))
+        .ok_or_else(|| template_error(format!("{at} must be a map with exactly one key")))
+}
+
+fn byte_match(statement: &Value, at: &str) -> Result<ByteMatch> {
+    let m = match single(Some(statement), &format!("{at}: ScopeDownStatement"))? {
+        ("ByteMatchStatement", Value::Mapping(m)) => m,
+        (other, _) => return Err(unsupported(at, format!("ScopeDownStatement {other}"))),
+    };
+    only_keys(m, &["FieldToMatch", "PositionalConstraint", "SearchString", "TextTransformations"], at)?;
+    match single(m.get("FieldToMatch"), &format!("{at}: FieldToMatch"))? {
+        ("UriPath", _) => {}
+        (other, _) => return Err(unsupported(at, format!("FieldToMatch {other}"))),
+    }
+    let positional_constraint = match get_str(m, "PositionalConstraint").as_deref() {
+        Some("EXACTLY") => PositionalConstraint::Exactly,
+        Some("STARTS_WITH") => PositionalConstraint::StartsWith,
+        Some("ENDS_WITH") => PositionalConstraint::EndsWith,
+        Some("CONTAINS") => PositionalConstraint::Contains,
+        other => return Err(unsupported(at, format!("PositionalConstraint {other:?}"))),
+    };
+    let mut transformations = Vec::new();
+    for t in m.get("TextTransformations").and_then(Value::as_sequence).into_iter().flatten() {
+        let t = t.as_mapping().ok_or_else(|| template_error(format!("{at}: bad TextTransformations entry")))?;
+        let kind = match get_str(t, "Type").as_deref() {
+            Some("NONE") => TextTransformation::None,
+            Some("LOWERCASE") => TextTransformation::Lowercase,
+            other => return Err(unsupported(at, format!("TextTransformation {other:?}"))),
+        };
+        transformations.push((number::<i64>(get_str(t, "Priority"), "Priority")?.unwrap_or(0), kind));
+    }
+    transformations.sort_by_key(|(priority, _)| *priority);
+    let search_string = get_str(m, "SearchString").ok_or_else(|| template_error(format!("{at}: no SearchString")))?;
+    let text_transformations = transformations.into_iter().map(|(_, kind)| kind).collect();
+    Ok(ByteMatch { search_string, positional_constraint, text_transformations })
+}
+
+fn rate_rule(rule: &Mapping, acl: &str) -> Result<RateRule> {
+    let name = get_str(rule, "Name").ok_or_else(|| template_error(format!("{acl}: rule without Name")))?;
+    let at = format!("{acl} rule {name}");
+    only_keys(rule, &["Name", "Priority", "Action", "Statement", "VisibilityConfig"], &at)?;
+    match single(rule.get("Action"), &format!("{at}: Action"))? {
+        ("Block", Value::Mapping(block)) if block.is_empty() => {}
+        (other, _) => return Err(unsupported(&at, format!("Action {other} (only Block: {{}})"))),
+    }
+    let rate = match single(rule.get("Statement"), &format!("{at}: Statement"))? {
+        ("RateBasedStatement", Value::Mapping(rate)) => rate,
+        (other, _) => return Err(unsupported(&at, other)),
+    };
+    only_keys(rate, &["Limit", "EvaluationWindowSec", "AggregateKeyType", "ScopeDownStatement"], &at)?;
+    match get_str(rate, "AggregateKeyType").as_deref() {
+        Some("IP") => {}
+        other => return Err(unsupported(&at, format!("AggregateKeyType {other:?}"))),
+    }
+    let limit = number(get_str(rate, "Limit"), "Limit")?.ok_or_else(|| template_error(format!("{at}: no Limit")))?;
+    let window = number(get_str(rate, "EvaluationWindowSec"), "EvaluationWindowSec")?.unwrap_or(300);
+    Ok(RateRule {
+        priority: number(get_str(rule, "Priority"), "Priority")?.unwrap_or(0),
+        limit,
+        window: Duration::from_secs(window),
+        scope_down: rate.get("ScopeDownStatement").map(|s| byte_match(s, &at)).transpose()?,
+        name,
+    })
+}
+
+fn web_acl(logical_id: String, props: &Mapping) -> Result<WebAcl> {
+    if get_str(props, "Scope").as_deref() != Some("REGIONAL") {
+        return Err(template_error(format!("{logical_id}: a REST API stage needs Scope: REGIONAL")));
+    }
+    match single(props.get("DefaultAction"), &format!("{logical_id}: DefaultAction"))? {
+        ("Allow", _) => {}
+        (other, _) => return Err(unsupported(&logical_id, format!("DefaultAction {other}"))),
+    }
+    let mut rules = Vec::new();
+    for rule in props.get("Rules").and_then(Value::as_sequence).into_iter().flatten() {
+        let rule = rule.as_mapping().ok_or_else(|| template_error(format!("{logical_id}: bad rule")))?;
+        rules.push(rate_rule(rule, &logical_id)?);
+    }
+    rules.sort_by_key(|r| r.priority);
+    Ok(WebAcl { logical_id, rules })
+}
+
 impl Template {
+    /// The `AWS::WAFv2::WebACL` that an `AWS::WAFv2::WebACLAssociation` attaches to a stage of
+    /// [`Template::api`], values resolved; `None` when there is none (resources whose `Condition`
+    /// is false do not exist). Only rate-based rules per client IP, scoped down by a byte match on
+    /// the URI path, are supported: anything else is an error naming it.
+    pub fn web_acl(&self) -> Result<Option<WebAcl>> {
+        let api = self.single_resource_of_type("AWS::Serverless::Api")?;
+        let names = BTreeMap::new();
+        let resolver = self.resolver(&names);
+        let properties = |id: &str| -> Result<Mapping> {
+            let raw = self.resource(id).and_then(|r| r.get("Properties")).cloned().unwrap_or_default();
+            Ok(resolver.resolve(&raw)?.and_then(|v| v.as_mapping().cloned()).unwrap_or_default())
+        };
+        for association in self.resources_of_type("AWS::WAFv2::WebACLAssociation")? {
+            let props = properties(&association)?;
+            let api_stages = format!("/restapis/{api}/stages/");
+            if !get_str(&props, "ResourceArn").is_some_and(|arn| arn.contains(&api_stages)) {
+                continue;
+            }
+            let wanted = get_str(&props, "WebACLArn");
+            for acl in self.resources_of_type("AWS::WAFv2::WebACL")? {
+                // The ARN `!GetAtt <acl>.Arn` resolves to, to compare with the association's.
+                let get_att = Mapping::from_iter([(
+                    "Fn::GetAtt".into(),
+                    Value::Sequence(vec![acl.as_str().into(), "Arn".into()]),
+                )]);
+                if wanted.as_deref() == Some(resolver.string(&Value::Mapping(get_att))?.as_str()) {
+                    let props = properties(&acl)?;
+                    return web_acl(acl, &props).map(Some);
+                }
+            }
+            return Err(template_error(format!("{association}: WebACLArn names no web ACL of this template")));
+        }
+        Ok(None)
+    }
+
     /// The template's only `AWS::Serverless::Api`, with `Globals.Api` merged and values resolved.
     pub fn api(&self) -> Result<Api> {
         let id = self.single_resource_of_type("AWS::Serverless::Api")?;

@@ -6,7 +6,8 @@
 //! - [`Template::table_definition`] / [`Template::create_table`] create the DynamoDB table exactly
 //!   as declared (keys, indexes, billing mode, TTL).
 //! - [`Template::routes`] / [`Template::api`] describe the REST API: routes, throttling, usage plan,
-//!   CORS and gateway responses; [`gateway`] serves them as a local API Gateway emulator in front
+//!   CORS, gateway responses and access-log format; [`Template::web_acl`] the AWS WAF rate-based
+//!   rules in front of its stage; [`gateway`] serves them as a local API Gateway emulator in front
 //!   of `cargo lambda watch`.
 //! - [`StackResources`] creates a local stack's tables and secrets (named after the stack, see
 //!   [`LocalStack`]) and [`Template::lambda_environment`] gives each function the environment
@@ -27,7 +28,8 @@ pub mod table;
 mod template;
 
 pub use api::{
-    Api, Cors, GatewayResponseConfig, HeaderSource, MethodSetting, Quota, QuotaPeriod, Route, Throttle, UsagePlan,
+    Api, ByteMatch, Cors, GatewayResponseConfig, HeaderSource, MethodSetting, PositionalConstraint, Quota, QuotaPeriod,
+    RateRule, Route, TextTransformation, Throttle, UsagePlan, WebAcl,
 };
 pub use environment::FunctionSpec;
 pub use error::{Error, Result};

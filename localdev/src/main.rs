@@ -75,6 +75,11 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Print the cargo binary of each function in the template, one per line.
+    Binaries {
+        #[command(flatten)]
+        template: TemplateArgs,
+    },
     /// Print each function's IAM statements (after the SAM transform) as a Markdown table.
     IamTable {
         #[command(flatten)]
@@ -242,6 +247,10 @@ async fn main() -> ExitCode {
             run_function(&template, &stack, &iam_endpoint, &command).await
         }
         Command::IamTable { template } => iam_table(&template),
+        Command::Binaries { template } => load(&template).and_then(|t| {
+            t.functions().map_err(|e| e.to_string())?.iter().for_each(|f| println!("{}", f.binary));
+            Ok(())
+        }),
         Command::Gateway { template, listen, lambda, api_keys, integration_timeout } => {
             gateway(&template, listen, lambda, api_keys, integration_timeout).await
         }

@@ -1,7 +1,7 @@
 //! The gateway emulator end to end against a stand-in for `cargo lambda watch` on 127.0.0.1.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use localdev::gateway::{Gateway, GatewayOptions};
@@ -98,7 +99,22 @@ async fn start(overrides: &str) -> Running {
 
 impl Running {
     async fn send(&self, method: Method, path: &str, key: Option<&str>, body: &str) -> (StatusCode, HeaderMap, String) {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        self.send_from(Ipv4Addr::LOCALHOST.into(), method, path, key, body).await
+    }
+
+    /// Sends from a socket bound to `client` (any 127.X.Y.Z is this machine), so the gateway sees
+    /// that address as the TCP peer, as API Gateway sees each client's.
+    async fn send_from(
+        &self,
+        client: IpAddr,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(client));
+        let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
         let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr))
@@ -233,11 +249,15 @@ async fn route_throttle_returns_throttled_response() {
 }
 
 fn direct(overrides: &str) -> Gateway {
+    // Nothing listens on the discard port: invocations fail fast with 502.
+    direct_to("http://127.0.0.1:9", overrides)
+}
+
+fn direct_to(lambda: &str, overrides: &str) -> Gateway {
     let template =
         Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), overrides).unwrap();
     let options = GatewayOptions {
-        // Nothing listens on the discard port: invocations fail fast with 502.
-        lambda_endpoint: "http://127.0.0.1:9".into(),
+        lambda_endpoint: lambda.into(),
         api_keys: vec![KEY.into(), "second-key-0123456789".into()],
         ..GatewayOptions::default()
     };
@@ -281,4 +301,127 @@ async fn bodies_over_10_mb_are_rejected() {
     assert_eq!(p["detail"], "Request Too Long");
     let ok = vec![b'a'; localdev::gateway::MAX_BODY_BYTES];
     assert_eq!(gw.respond(request("/register", KEY, ok), remote).await.status(), 502);
+}
+
+const CLIENT: [u8; 4] = [127, 0, 0, 2];
+const OTHER_CLIENT: [u8; 4] = [127, 0, 0, 3];
+
+impl Running {
+    fn invocations(&self, resource: &str) -> usize {
+        self.events.lock().unwrap().iter().filter(|e| e["resource"] == resource).count()
+    }
+}
+
+#[tokio::test]
+async fn given_a_waf_login_limit_when_one_ip_exceeds_it_then_it_alone_gets_waf_filtered_before_anything_else() {
+    let gw = start("WafLoginLimit=10 WafWindowSeconds=60").await;
+    let (client, other) = (IpAddr::from(CLIENT), IpAddr::from(OTHER_CLIENT));
+    for i in 0..10 {
+        // The stub login function fails: 502 means the request reached it.
+        let (status, _, _) = gw.send_from(client, Method::POST, "/login", Some(KEY), "{}").await;
+        assert_eq!(status, 502, "login {i}");
+    }
+    assert_eq!(gw.invocations("/login"), 10);
+    let (status, headers, body) = gw.send_from(client, Method::POST, "/login", Some(KEY), "{}").await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "60");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["x-amzn-errortype"], "WAFFilteredException");
+    let p = problem(&body);
+    assert_eq!(p["title"], "Too Many Requests");
+    assert!(p["detail"].as_str().unwrap().starts_with("Too many requests from this network."), "{body}");
+    assert_eq!(p["instance"], format!("urn:uuid:{}", headers["x-request-id"].to_str().unwrap()));
+    // WAF answers before API Gateway looks at the API key (403 otherwise) or the route (404).
+    let (status, _, _) = gw.send_from(client, Method::POST, "/login", None, "{}").await;
+    assert_eq!(status, 429);
+    let (status, _, _) = gw.send_from(client, Method::POST, "/login/nope", Some(KEY), "{}").await;
+    assert_eq!(status, 429);
+    assert_eq!(gw.invocations("/login"), 10);
+    // Another address has its own count; other routes are not limited by the login rule.
+    let (status, _, _) = gw.send_from(other, Method::POST, "/login", Some(KEY), "{}").await;
+    assert_eq!(status, 502);
+    let (status, _, _) = gw.send_from(client, Method::GET, "/users/x", Some(KEY), "").await;
+    assert_eq!(status, 502);
+    assert_eq!(gw.invocations("/login"), 11);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn given_waf_disabled_when_one_ip_exceeds_the_login_limit_then_nothing_is_blocked() {
+    let gw = start("EnableWaf=false WafLoginLimit=10 WafWindowSeconds=60").await;
+    for i in 0..15 {
+        let (status, _, _) = gw.send_from(IpAddr::from(CLIENT), Method::POST, "/login", Some(KEY), "{}").await;
+        assert_eq!(status, 502, "login {i}");
+    }
+    assert_eq!(gw.invocations("/login"), 15);
+    gw.stop().await;
+}
+
+fn access_log(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("access log is not JSON ({e}): {line}"))
+}
+
+#[tokio::test]
+async fn given_a_request_with_credentials_when_logged_then_the_access_log_has_every_field_and_no_secret() {
+    let (lambda, _) = fake_lambda().await;
+    let gw = direct_to(&lambda, "");
+    // The template's format is itself a JSON object: its keys are the fields every line must have.
+    let format: Value = serde_json::from_str(gw.api().access_log_format.as_deref().unwrap()).unwrap();
+    let body = r#"{"email":"someone@example.com","password":"correct horse battery staple"}"#;
+    let request = Request::post("/register")
+        .header("host", "127.0.0.1:3000")
+        .header("x-api-key", KEY)
+        .header("authorization", "Bearer secret-access-token")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let remote: SocketAddr = "127.0.0.7:40000".parse().unwrap();
+    let (response, line) = gw.respond_with_access_log(request, remote).await;
+    assert_eq!(response.status(), 201);
+    let log = access_log(&line);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&log), keys(&format));
+    for (field, value) in log.as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        assert!(!value.is_empty() && !value.contains("$context"), "{field}: {value:?}");
+    }
+    assert_eq!(log["sourceIp"], "127.0.0.7");
+    assert_eq!(log["status"], "201");
+    assert_eq!(log["httpMethod"], "POST");
+    assert_eq!(log["resourcePath"], "/register");
+    assert_eq!(log["requestId"], response.headers()["x-amzn-requestid"].to_str().unwrap());
+    assert!(regex_lite::Regex::new(r"^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$")
+        .unwrap()
+        .is_match(log["requestTime"].as_str().unwrap()));
+    assert_eq!(log["apiKeyId"].as_str().unwrap().len(), 10);
+    assert!(log["integrationLatency"].as_str().unwrap().parse::<u64>().is_ok());
+    assert!(log["responseLatency"].as_str().unwrap().parse::<u64>().is_ok());
+    assert_eq!(log["protocol"], "HTTP/1.1");
+    // No gateway error, no WAF action, no TLS locally: API Gateway's "-".
+    for field in ["errorType", "wafStatus", "tlsVersion"] {
+        assert_eq!(log[field], "-", "{field}");
+    }
+    for secret in [KEY, "secret-access-token", "correct horse", "someone@example.com"] {
+        assert!(!line.contains(secret), "{secret} in {line}");
+    }
+}
+
+#[tokio::test]
+async fn given_a_request_blocked_by_waf_when_logged_then_the_access_log_names_waf_filtered() {
+    let gw = direct("WafLoginLimit=10 WafWindowSeconds=60");
+    let remote = SocketAddr::from((CLIENT, 40000));
+    let login = || request("/login", KEY, Vec::new());
+    for _ in 0..10 {
+        assert_eq!(gw.respond(login(), remote).await.status(), 502);
+    }
+    let (response, line) = gw.respond_with_access_log(login(), remote).await;
+    assert_eq!(response.status(), 429);
+    let log = access_log(&line);
+    assert_eq!(log["status"], "429");
+    assert_eq!(log["errorType"], "WAF_FILTERED");
+    assert_eq!(log["wafStatus"], "403");
+    assert_eq!(log["sourceIp"], "127.0.0.2");
+    // Blocked before routing, the API key check and the integration.
+    for field in ["resourcePath", "apiKeyId", "integrationLatency"] {
+        assert_eq!(log[field], "-", "{field}");
+    }
 }

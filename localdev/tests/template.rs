@@ -27,6 +27,7 @@ fn routes_match_the_spec() {
             ("POST", "/login", "login", true, t(120.0, 240)),
             ("POST", "/refresh", "refresh", true, t(120.0, 240)),
             ("GET", "/users/{id}", "get-user", true, t(120.0, 240)),
+            ("GET", "/health", "health", true, t(10.0, 20)),
         ]
     );
 }

@@ -133,6 +133,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+    /// `GET /health` found a dependency unusable; the report marks which.
+    #[error("unhealthy")]
+    Unhealthy(crate::health::Report),
     #[error(transparent)]
     Dependency(#[from] DependencyError),
     #[error("internal error")]
@@ -149,6 +152,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// `GET /health`'s checks, the failing ones marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<std::collections::BTreeMap<&'static str, crate::health::Check>>,
 }
 
 impl ApiError {
@@ -167,7 +173,9 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Dependency(DependencyError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Dependency(DependencyError::Unavailable { .. }) | Self::Unhealthy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Dependency(DependencyError::Failed { .. }) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -183,6 +191,7 @@ impl ApiError {
             Self::Dependency(DependencyError::Unavailable { .. }) => {
                 vec![(RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())]
             }
+            Self::Unhealthy(_) => vec![(RETRY_AFTER, crate::health::CACHE_FOR.as_secs().to_string())],
             _ => Vec::new(),
         }
     }
@@ -218,6 +227,7 @@ impl ApiError {
             Self::Dependency(DependencyError::Unavailable { .. }) => {
                 "The service is temporarily unavailable. Please retry later.".into()
             }
+            Self::Unhealthy(_) => "A dependency of the service is unavailable; see checks.".into(),
             Self::Dependency(DependencyError::Failed { .. }) | Self::Internal(_) => {
                 "The request could not be processed.".into()
             }
@@ -235,6 +245,10 @@ impl ApiError {
             detail,
             errors: match self {
                 Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+            checks: match self {
+                Self::Unhealthy(report) => Some(report.checks.clone()),
                 _ => None,
             },
         }

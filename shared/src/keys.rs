@@ -3,8 +3,8 @@
 //! The secret's string is the HS256 key and its version id is the token's `kid`. The current
 //! key (`AWSCURRENT`) signs; verification also accepts `AWSPREVIOUS`, looked up lazily by `kid`,
 //! so the secret can be rotated without logging anyone out. Entries live for the configured TTL;
-//! after that a fresh read picks up rotations, and a key rotated out beyond `AWSPREVIOUS` stops
-//! verifying. When Secrets Manager is down, a warm function keeps using the keys it has.
+//! after that a fresh read picks up rotations, and a key rotated out beyond `AWSPREVIOUS` (or
+//! whose `AWSPREVIOUS` label was removed) stops verifying. When Secrets Manager is down, a warm function keeps using the keys it has.
 //!
 //! [`ThrottleKeys`] holds the login throttle's HMAC key, from a secret of its own.
 
@@ -162,9 +162,9 @@ impl SigningKeys {
             .fetch("AWSCURRENT")
             .await?
             .ok_or_else(|| DependencyError::failed(SERVICE, "secret has no AWSCURRENT version"))?;
-        if cache.current.as_ref().is_none_or(|old| old.kid != current.kid) {
-            cache.previous = None;
-        }
+        // Forget the previous version too, whether or not the current one changed: taking the
+        // AWSPREVIOUS label off a compromised key must stop it verifying within the TTL.
+        cache.previous = None;
         cache.current = Some(Arc::new(current));
         cache.fresh_until = Some(Instant::now() + self.ttl);
         Ok(())

@@ -14,6 +14,7 @@ use base64::Engine;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{service_fn, Adapter, Body, LambdaEvent, Request, Response};
+use tracing::Instrument;
 
 /// What an undecodable body becomes: a NUL, which no JSON decoder accepts.
 const UNREADABLE_BODY: &str = "\u{0}";
@@ -38,16 +39,28 @@ pub fn into_request(mut event: LambdaRequest) -> Request {
     event.into()
 }
 
-/// Runs `handler` for every invocation until the runtime stops.
+/// Runs `handler` for every invocation until the runtime stops. Everything logged while a
+/// request is handled carries the client's address (the `request` span's `source_ip`), besides
+/// the runtime's request id.
+///
+/// Before that, it registers the runtime's graceful-shutdown handler: an internal extension,
+/// which is what makes Lambda send the process SIGTERM (and wait up to 500 ms) before it stops
+/// an instance, instead of killing it outright; the process logs one line and exits.
 pub async fn run<H, F>(handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request) -> F,
     F: Future<Output = Response<Body>> + Send,
 {
     let handler = service_fn(move |request: Request| {
+        let source_ip = crate::http::source_ip(&request).unwrap_or_else(|| "-".to_owned());
+        let span = tracing::info_span!("request", source_ip = %source_ip);
         let response = handler(request);
-        async move { Ok::<_, Infallible>(response.await) }
+        async move { Ok::<_, Infallible>(response.await) }.instrument(span)
     });
+    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+        tracing::info!(event = "shutdown", "SIGTERM received: the instance is being stopped");
+    })
+    .await;
     let service = Adapter::from(handler).map_request(|mut event: LambdaEvent<LambdaRequest>| {
         normalize(&mut event.payload);
         event

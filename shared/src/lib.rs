@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod lambda;

@@ -5,8 +5,9 @@
 //! INFO; every line carries the invocation's request id through the runtime's span), with one
 //! difference: the AWS SDK, its HTTP stack and TLS never log below INFO, whatever the level,
 //! because their debug and trace output can include request payloads, which hold password hashes
-//! and token hashes. Nothing in this crate logs a password, token, hash or secret: such values
-//! are wrapped in `secrecy` types or never handed to a log macro.
+//! and token hashes; nor does the Lambda runtime, whose TRACE output includes each raw event
+//! (passwords, tokens, the API key). Nothing in this crate logs a password, token, hash or
+//! secret: such values are wrapped in `secrecy` types or never handed to a log macro.
 
 use std::str::FromStr;
 
@@ -17,6 +18,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Crates whose verbose output may carry request or response bodies.
 const CAPPED_TARGETS: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
     "aws_smithy_http",
@@ -76,6 +80,7 @@ mod tests {
     fn given_trace_level_when_filtering_then_sdk_targets_are_capped_at_info() {
         let text = filter(LevelFilter::TRACE).to_string();
         assert!(text.contains("aws_smithy_runtime=info"), "{text}");
+        assert!(text.contains("lambda_runtime=info") && text.contains("lambda_http=info"), "{text}");
         assert!(text.contains("trace"), "{text}");
     }
 

@@ -293,6 +293,11 @@ fn refresh_deps(function: &FunctionEnv) -> refresh::Deps {
         .expect("the template gives refresh its secrets")
 }
 
+fn health_deps(function: &FunctionEnv) -> health::Deps {
+    health::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
+        .expect("the template gives health its secret")
+}
+
 fn token_services(function: &FunctionEnv) -> TokenServices {
     TokenServices::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
         .expect("the template names a signing-key secret")
@@ -314,6 +319,7 @@ pub struct Stack {
     pub login: login::Deps,
     pub refresh: refresh::Deps,
     pub get_user: get_user::Deps,
+    pub health: health::Deps,
     functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
@@ -393,6 +399,7 @@ impl Stack {
             login: login_deps(&functions["LoginFunction"]),
             refresh: refresh_deps(&functions["RefreshFunction"]),
             get_user: services("GetUserFunction"),
+            health: health_deps(&functions["HealthFunction"]),
             dynamodb,
             secrets,
             stack,
@@ -427,6 +434,11 @@ impl Stack {
         token_services(self.function(function))
     }
 
+    /// Fresh health dependencies (an empty cache), as a cold start builds them.
+    pub fn health_deps(&self) -> health::Deps {
+        health_deps(self.function("HealthFunction"))
+    }
+
     /// Fresh login dependencies, as a cold start builds them (before `main.rs` prefetches keys).
     pub fn login_deps(&self) -> login::Deps {
         login_deps(self.function("LoginFunction"))
@@ -440,6 +452,7 @@ impl Stack {
             Some("/login") => login::handle(request, &self.login).await,
             Some("/refresh") => refresh::handle(request, &self.refresh).await,
             Some("/users/{id}") => get_user::handle(request, &self.get_user).await,
+            Some("/health") => health::handle(request, &self.health).await,
             other => panic!("no function serves {other:?}"),
         }
     }

@@ -320,3 +320,36 @@ async fn given_the_happy_path_then_each_function_makes_the_fewest_calls() {
     assert_eq!(parts(stack.get_user("me", tokens["access_token"].as_str()).await).0, 200);
     assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 0), "warm get-user");
 }
+
+// ---- GET /health ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_a_healthy_stack_when_checking_health_then_200_and_one_pair_of_checks_per_30_seconds() {
+    let stack = Stack::new().await;
+    stack.dynamodb_calls.take();
+    stack.secrets_calls.take();
+    let (status, headers, body) = parts(stack.send(&tests::event_json("health.json")).await);
+    assert_eq!((status, body), (200, json!({"status": "ok", "checks": {"table": "ok", "signing_key": "ok"}})));
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 1), "DescribeTable, DescribeSecret");
+    for _ in 0..5 {
+        assert_eq!(parts(stack.send(&tests::event_json("health.json")).await).0, 200);
+    }
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (0, 0), "cached in the warm instance");
+}
+
+#[tokio::test]
+async fn given_a_missing_table_or_a_secret_scheduled_for_deletion_when_checking_health_then_503_marks_it() {
+    let stack = Stack::new().await;
+    stack.secrets.delete_secret().secret_id(&stack.secret_id).recovery_window_in_days(7).send().await.unwrap();
+    let mut stack = stack;
+    stack.health = stack.health_deps();
+    let (headers, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
+    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(problem["checks"], json!({"table": "ok", "signing_key": "unavailable"}));
+
+    stack.dynamodb.delete_table().table_name(&stack.table).send().await.unwrap();
+    stack.health = stack.health_deps();
+    let (_, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
+    assert_eq!(problem["checks"], json!({"table": "unavailable", "signing_key": "unavailable"}));
+}

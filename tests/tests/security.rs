@@ -246,3 +246,46 @@ async fn given_a_hash_with_weaker_parameters_when_logging_in_then_it_is_upgraded
     assert!(item["password_hash"].as_s().unwrap().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     stack.login_user("ada@example.com", PASSWORD).await;
 }
+
+/// SECURITY.md, "A compromised signing key", step by step.
+#[tokio::test]
+async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_then_its_tokens_stop_within_the_cache_ttl(
+) {
+    // GIVEN warm functions caching the key for 2 s, and a user holding a token signed with it
+    let stack = Stack::with_env(&[("KEY_CACHE_TTL_SECONDS", "2")]).await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let before = stack.login_user("ada@example.com", PASSWORD).await;
+    let compromised = stack.secrets.describe_secret().secret_id(&stack.secret_id).send().await.unwrap();
+    let compromised_version = compromised
+        .version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(version, _)| version.clone())
+        .unwrap();
+    assert_eq!(parts(stack.get_user("me", before["access_token"].as_str()).await).0, 200);
+
+    // WHEN the operator (1) puts a new key: the old one becomes AWSPREVIOUS and still verifies
+    let new_version = rotate_key(&stack).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(parts(stack.get_user("me", before["access_token"].as_str()).await).0, 200);
+    // AND (2) takes the AWSPREVIOUS label off the compromised version
+    stack
+        .secrets
+        .update_secret_version_stage()
+        .secret_id(&stack.secret_id)
+        .version_stage("AWSPREVIOUS")
+        .remove_from_version_id(&compromised_version)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    // THEN the compromised key's tokens are refused, new logins use the new key, and the user's
+    // session survives: refresh tokens are not signed, so a refresh gets a token with the new key
+    let (headers, _) = assert_problem(stack.get_user("me", before["access_token"].as_str()).await, 401);
+    assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    let refreshed = parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).2;
+    assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), new_version);
+    assert_eq!(parts(stack.get_user("me", refreshed["access_token"].as_str()).await).0, 200);
+}

@@ -1,6 +1,7 @@
 //! The REST API (v1) Lambda proxy event, and the `$context` variables of a request.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use base64::Engine as _;
 use http::HeaderMap;
@@ -47,6 +48,14 @@ pub struct RequestInfo {
     pub error_message: Option<String>,
     /// Gateway response type for `$context.error.responseType`.
     pub error_type: Option<String>,
+    /// Whether the stage's web ACL blocked the request (`None`: no web ACL).
+    pub waf_blocked: Option<bool>,
+    /// Status of the response, once answered.
+    pub status: Option<u16>,
+    /// From receiving the request to answering it.
+    pub response_latency: Option<Duration>,
+    /// Time spent invoking the function, if it was invoked.
+    pub integration_latency: Option<Duration>,
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -134,6 +143,16 @@ impl RequestInfo {
             "error.messageString" => Value::String(self.error_message.clone()?).to_string(),
             "error.responseType" => self.error_type.clone()?,
             "error.validationErrorString" => String::new(),
+            // Access-log variables.
+            "status" => self.status?.to_string(),
+            "responseLatency" => self.response_latency?.as_millis().to_string(),
+            "integrationLatency" => self.integration_latency?.as_millis().to_string(),
+            "wafResponseCode" => if self.waf_blocked? { "WAF_BLOCK" } else { "WAF_ALLOW" }.to_owned(),
+            // WAF's own answer: a Block action without a custom response is a 403 (which API
+            // Gateway then replaces with WAF_FILTERED). Nothing when WAF took no action.
+            "waf.status" => self.waf_blocked?.then(|| "403".to_owned())?,
+            // Plain HTTP locally: no TLS.
+            "tlsVersion" => return None,
             _ => return None,
         })
     }
@@ -269,6 +288,10 @@ pub(crate) mod tests {
             api_key: Some("key-1".into()),
             error_message: None,
             error_type: None,
+            waf_blocked: None,
+            status: None,
+            response_latency: None,
+            integration_latency: None,
         }
     }
 

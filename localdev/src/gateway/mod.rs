@@ -1,11 +1,13 @@
 //! A local REST API Gateway emulator for the template's API, in front of `cargo lambda watch`.
 //!
-//! Per request, in API Gateway's order: body size (10 MB) → route (method + path, else
-//! `MISSING_AUTHENTICATION_TOKEN`; `OPTIONS` on a known path answers the CORS mock) → API key
-//! (`x-api-key`, else `INVALID_API_KEY`) → method throttle from `MethodSettings` → usage-plan
-//! throttle and quota per key (`THROTTLED` / `QUOTA_EXCEEDED`) → Lambda proxy integration
-//! (`DEFAULT_5XX` as 502 when the function fails or answers something that is not a proxy
-//! response; `INTEGRATION_TIMEOUT` as 504 after the integration timeout).
+//! Per request, in API Gateway's order: AWS WAF, when a web ACL is associated with the stage
+//! (rate-based rules per client IP, else `WAF_FILTERED`; see [`waf`]) → body size (10 MB) → route
+//! (method + path, else `MISSING_AUTHENTICATION_TOKEN`; `OPTIONS` on a known path answers the CORS
+//! mock) → API key (`x-api-key`, else `INVALID_API_KEY`) → method throttle from `MethodSettings` →
+//! usage-plan throttle and quota per key (`THROTTLED` / `QUOTA_EXCEEDED`) → Lambda proxy
+//! integration (`DEFAULT_5XX` as 502 when the function fails or answers something that is not a
+//! proxy response; `INTEGRATION_TIMEOUT` as 504 after the integration timeout). Each request then
+//! gets one access-log line on stderr, rendered from the template's `AccessLogSetting.Format`.
 
 pub mod event;
 mod invoke;
@@ -13,6 +15,7 @@ pub mod proxy;
 pub mod responses;
 pub mod router;
 pub mod throttle;
+pub mod waf;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,12 +40,18 @@ use crate::error::Result;
 use crate::template::Template;
 use event::{build_event, RequestInfo};
 use invoke::{InvokeError, Invoker};
-use responses::{render, ResponseType};
+use responses::{render, render_access_log, ResponseType};
 use router::{RouteMatch, Router};
 use throttle::{Limiter, Refusal};
+use waf::Waf;
 
 /// API Gateway's maximum request payload (10 MB).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The access-log line when the template sets no `AccessLogSetting.Format`.
+const DEFAULT_ACCESS_LOG: &str =
+    "[$context.requestTime] $context.identity.sourceIp \"$context.httpMethod $context.path\" \
+     $context.status $context.responseLatency ms $context.requestId";
 
 /// How the emulator reaches the functions and which API keys it accepts.
 #[derive(Debug, Clone)]
@@ -72,6 +81,7 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     api: Api,
     router: Router,
+    waf: Option<Waf>,
     limiter: Limiter,
     invoker: Invoker,
     options: GatewayOptions,
@@ -124,6 +134,7 @@ impl Gateway {
         Ok(Self {
             api: template.api()?,
             router: Router::new(template.routes()?),
+            waf: template.web_acl()?.map(Waf::new),
             limiter: Limiter::default(),
             invoker: Invoker::new(&options.lambda_endpoint, options.integration_timeout),
             options,
@@ -166,7 +177,18 @@ impl Gateway {
             api_key: None,
             error_message: None,
             error_type: None,
+            waf_blocked: None,
+            status: None,
+            response_latency: None,
+            integration_latency: None,
         }
+    }
+
+    /// Gateway response `kind`, also recorded in `info` for the access log's `$context.error.*`.
+    fn fail(&self, kind: ResponseType, info: &mut RequestInfo) -> Response<Bytes> {
+        info.error_message = Some(kind.message().to_owned());
+        info.error_type = Some(kind.name().to_owned());
+        render(&self.api, kind, info)
     }
 
     fn check_key(&self, info: &mut RequestInfo) -> Option<ResponseType> {
@@ -193,6 +215,17 @@ impl Gateway {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.respond_with_access_log(request, remote).await.0
+    }
+
+    /// [`Gateway::respond`], with the request's access-log line (the template's
+    /// `AccessLogSetting.Format`, else a short default).
+    pub async fn respond_with_access_log<B>(&self, request: Request<B>, remote: SocketAddr) -> (Response<Bytes>, String)
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
         let (parts, body) = request.into_parts();
         let mut info = self.request_info(&parts, remote);
         let mut response = self.dispatch(&mut info, body).await;
@@ -203,7 +236,11 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&info.extended_request_id) {
             headers.insert("x-amz-apigw-id", v);
         }
-        response
+        info.status = Some(response.status().as_u16());
+        info.response_latency = Some(started.elapsed());
+        let format = self.api.access_log_format.as_deref().unwrap_or(DEFAULT_ACCESS_LOG);
+        let line = render_access_log(format, &info);
+        (response, line)
     }
 
     async fn dispatch<B>(&self, info: &mut RequestInfo, body: B) -> Response<Bytes>
@@ -211,91 +248,93 @@ impl Gateway {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let fail = |kind, info: &RequestInfo| render(&self.api, kind, info);
+        if let Some(waf) = &self.waf {
+            let blocked = waf.check(&info.source_ip, &info.stage_path(), Instant::now());
+            info.waf_blocked = Some(blocked.is_some());
+            if let Some(rule) = blocked {
+                eprintln!("{} blocked by WAF rule {}", info.request_id, rule.name);
+                return self.fail(ResponseType::WafFiltered, info);
+            }
+        }
         let declared_length = info
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return fail(ResponseType::RequestTooLarge, info);
+            return self.fail(ResponseType::RequestTooLarge, info);
         }
         let (route, params) = match self.router.find(&info.method, &info.path) {
             RouteMatch::Found { route, params } => (route, params),
             RouteMatch::MethodNotAllowed { resource, methods } if info.method == "OPTIONS" => {
                 let Some(cors) = &self.api.cors else {
-                    return fail(ResponseType::MissingAuthenticationToken, info);
+                    return self.fail(ResponseType::MissingAuthenticationToken, info);
                 };
                 info.resource_path = Some(resource.to_owned());
                 if self.api.api_key_required_on_preflight {
                     if let Some(kind) = self.check_key(info) {
-                        return fail(kind, info);
+                        return self.fail(kind, info);
                     }
                 }
                 let throttle = self.api.method_throttle(resource, "OPTIONS");
                 let key = format!("OPTIONS {resource}");
                 if let Err(refusal) = self.limiter.check_route(&key, throttle, Instant::now()) {
-                    return fail(Self::refusal(refusal), info);
+                    return self.fail(Self::refusal(refusal), info);
                 }
                 return preflight(cors, &methods);
             }
-            _ => return fail(ResponseType::MissingAuthenticationToken, info),
+            _ => return self.fail(ResponseType::MissingAuthenticationToken, info),
         };
         info.resource_path = Some(route.path.clone());
         if route.api_key_required {
             if let Some(kind) = self.check_key(info) {
-                return fail(kind, info);
+                return self.fail(kind, info);
             }
         }
         let route_key = format!("{} {}", route.method, route.path);
         if let Err(refusal) = self.limiter.check_route(&route_key, route.throttle, Instant::now()) {
-            return fail(Self::refusal(refusal), info);
+            return self.fail(Self::refusal(refusal), info);
         }
         if let (true, Some(plan), Some(key)) = (route.api_key_required, &self.api.usage_plan, &info.api_key) {
             if let Err(refusal) = self.limiter.check_key(key, plan, Instant::now(), info.received) {
-                return fail(Self::refusal(refusal), info);
+                return self.fail(Self::refusal(refusal), info);
             }
         }
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return fail(ResponseType::RequestTooLarge, info);
+                return self.fail(ResponseType::RequestTooLarge, info);
             }
-            Err(_) => return fail(ResponseType::BadGateway, info),
+            Err(_) => return self.fail(ResponseType::BadGateway, info),
         };
         let event = build_event(info, &route.path, &params, &body);
-        match self.invoker.invoke(&route.binary, Bytes::from(event.to_string())).await {
+        let invoked = Instant::now();
+        let result = self.invoker.invoke(&route.binary, Bytes::from(event.to_string())).await;
+        info.integration_latency = Some(invoked.elapsed());
+        match result {
             Ok(payload) => match proxy::parse_proxy_response(&payload) {
                 Ok(response) => response,
                 Err(reason) => {
                     eprintln!("{} {}: malformed proxy response: {reason}", info.request_id, route.binary);
-                    fail(ResponseType::BadGateway, info)
+                    self.fail(ResponseType::BadGateway, info)
                 }
             },
-            Err(InvokeError::Timeout) => fail(ResponseType::IntegrationTimeout, info),
+            Err(InvokeError::Timeout) => self.fail(ResponseType::IntegrationTimeout, info),
             Err(InvokeError::Failed(reason)) => {
                 eprintln!("{} {}: {reason}", info.request_id, route.binary);
-                fail(ResponseType::BadGateway, info)
+                self.fail(ResponseType::BadGateway, info)
             }
         }
     }
 
-    /// [`Gateway::respond`] plus one log line on stderr (method, path, status, latency).
+    /// [`Gateway::respond`], printing the request's access-log line on stderr.
     pub async fn handle<B>(&self, request: Request<B>, remote: SocketAddr) -> Response<Full<Bytes>>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let response = self.respond(request, remote).await;
-        let now = OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        eprintln!(
-            "{now} {method} {path} {} {:.1}ms",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+        let (response, access_log) = self.respond_with_access_log(request, remote).await;
+        eprintln!("{access_log}");
         response.map(Full::new)
     }
 

@@ -24,6 +24,8 @@ pub enum ResponseType {
     IntegrationTimeout,
     /// The function failed or returned something that is not a proxy response (502).
     BadGateway,
+    /// AWS WAF blocked the request (default 403).
+    WafFiltered,
 }
 
 impl ResponseType {
@@ -37,13 +39,14 @@ impl ResponseType {
             Self::RequestTooLarge => "REQUEST_TOO_LARGE",
             Self::IntegrationTimeout => "INTEGRATION_TIMEOUT",
             Self::BadGateway => "DEFAULT_5XX",
+            Self::WafFiltered => "WAF_FILTERED",
         }
     }
 
     /// API Gateway's status code for this type when the template sets none.
     pub fn default_status(self) -> u16 {
         match self {
-            Self::MissingAuthenticationToken | Self::InvalidApiKey => 403,
+            Self::MissingAuthenticationToken | Self::InvalidApiKey | Self::WafFiltered => 403,
             Self::Throttled | Self::QuotaExceeded => 429,
             Self::RequestTooLarge => 413,
             Self::IntegrationTimeout => 504,
@@ -55,7 +58,7 @@ impl ResponseType {
     pub fn message(self) -> &'static str {
         match self {
             Self::MissingAuthenticationToken => "Missing Authentication Token",
-            Self::InvalidApiKey => "Forbidden",
+            Self::InvalidApiKey | Self::WafFiltered => "Forbidden",
             Self::Throttled => "Too Many Requests",
             Self::QuotaExceeded => "Limit Exceeded",
             Self::RequestTooLarge => "Request Too Long",
@@ -73,6 +76,7 @@ impl ResponseType {
             Self::QuotaExceeded => "LimitExceededException",
             Self::RequestTooLarge => "RequestTooLongException",
             Self::IntegrationTimeout | Self::BadGateway => "InternalServerErrorException",
+            Self::WafFiltered => "WAFFilteredException",
         }
     }
 }
@@ -80,6 +84,17 @@ impl ResponseType {
 /// Expands `$context.x.y`, `${context.x}` and `$!context.x` in a response template; everything
 /// else (including other VTL) is copied as is. Unknown variables render as nothing.
 pub fn render_template(template: &str, info: &RequestInfo) -> String {
+    expand(template, info, "")
+}
+
+/// Renders an `AccessLogSetting.Format` line. A variable without a value (unknown, or not set for
+/// this request) renders as `-`, as in API Gateway's access logs (not in its documentation, but
+/// what its log lines show, e.g. `"caller":"-"`), so no `$context` text is ever left.
+pub fn render_access_log(format: &str, info: &RequestInfo) -> String {
+    expand(format, info, "-")
+}
+
+fn expand(template: &str, info: &RequestInfo, missing: &str) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(pos) = rest.find('$') {
@@ -118,7 +133,7 @@ pub fn render_template(template: &str, info: &RequestInfo) -> String {
                 }
             }
         }
-        out.push_str(&info.context_value(name).unwrap_or_default());
+        out.push_str(&info.context_value(name).unwrap_or_else(|| missing.to_owned()));
         rest = consumed;
     }
     out.push_str(rest);
@@ -235,5 +250,25 @@ Resources:
         assert_eq!(r.headers()["content-type"], "application/json");
         assert_eq!(r.headers()["x-amzn-errortype"], "InternalServerErrorException");
         assert_eq!(r.body().as_ref(), br#"{"message":"Internal server error"}"#);
+    }
+
+    #[test]
+    fn given_no_waf_filtered_entry_when_waf_blocks_then_api_gateway_defaults_apply() {
+        let api = Template::from_yaml(API, "").unwrap().api().unwrap();
+        let r = render(&api, ResponseType::WafFiltered, &info());
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()["x-amzn-errortype"], "WAFFilteredException");
+        assert_eq!(r.body().as_ref(), br#"{"detail":"Forbidden","cost":"$5"}"#);
+    }
+
+    #[test]
+    fn given_variables_without_values_when_rendering_an_access_log_then_they_become_dashes() {
+        let mut info = info();
+        info.api_key = None;
+        let format = r#"{"id":"$context.requestId","key":"$context.identity.apiKeyId","x":"$context.nope","t":"$context.tlsVersion"}"#;
+        let line = render_access_log(format, &info);
+        assert_eq!(line, format!(r#"{{"id":"{}","key":"-","x":"-","t":"-"}}"#, info.request_id));
+        // Gateway response bodies keep rendering them as nothing.
+        assert_eq!(render_template("[$context.nope]", &info), "[]");
     }
 }

@@ -1,0 +1,82 @@
+//! `GET /health` → `200 {"status":"ok","checks":{...}}` when the table and the signing key's
+//! secret are usable, else `503` problem+json with `Retry-After: 30` and the failing check
+//! marked in `checks`. The result is cached 30 s per warm instance (see `shared::health`).
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use shared::config::{Config, ConfigError};
+use shared::health::{Health, Report};
+use shared::http::{json_response, require_method, respond, RequestMeta};
+use shared::ApiError;
+
+/// What the handler needs; built once per cold start in `main.rs`.
+pub struct Deps {
+    pub health: Health,
+    pub cors_allowed_origin: Option<String>,
+}
+
+impl Deps {
+    pub fn new(
+        config: &Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let health = Health::new(dynamodb, secrets, &config.table_name, config.signing_key_secret_id()?);
+        Ok(Self { health, cors_allowed_origin: config.cors_allowed_origin.clone() })
+    }
+}
+
+#[derive(Serialize)]
+struct Healthy {
+    status: &'static str,
+    #[serde(flatten)]
+    report: Report,
+}
+
+pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
+    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
+    respond(&meta, health(&req, deps).await)
+}
+
+async fn health(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+    require_method(req, &Method::GET)?;
+    let report = deps.health.report().await;
+    if !report.healthy() {
+        return Err(ApiError::Unhealthy(report));
+    }
+    json_response(http::StatusCode::OK, &Healthy { status: "ok", report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{assert_problem, event, event_json, request_from, unreachable_aws};
+
+    fn deps() -> Deps {
+        let aws = unreachable_aws();
+        let config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some("offline".into()),
+            "SIGNING_KEY_SECRET_ID" => Some("offline".into()),
+            _ => None,
+        })
+        .unwrap();
+        Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_unreachable_dependencies_when_checking_then_503_marks_both_and_says_when_to_retry() {
+        let (headers, problem) = assert_problem(handle(event("health.json"), &deps()).await, 503);
+        assert_eq!(headers["retry-after"], "30");
+        assert_eq!(problem["checks"], serde_json::json!({"signing_key": "unavailable", "table": "unavailable"}));
+        assert!(!problem.to_string().contains("127.0.0.1"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn given_the_wrong_method_when_checking_then_405() {
+        let mut event = event_json("health.json");
+        event["httpMethod"] = "POST".into();
+        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 405);
+        assert_eq!(headers["allow"], "GET");
+    }
+}

@@ -1,0 +1,119 @@
+//! The health check behind `GET /health`: is the table there, is the signing key's secret there.
+//!
+//! Both checks are control-plane reads (`DescribeTable`, `DescribeSecret`: no item, no secret
+//! value) and the result is kept [`CACHE_FOR`] in the warm instance, so a flood of health checks
+//! costs at most one pair of calls per instance every 30 s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::TableStatus;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{Chain, DependencyError};
+
+/// How long a result is reused, and the `Retry-After` of an unhealthy answer.
+pub const CACHE_FOR: Duration = Duration::from_secs(30);
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    Ok,
+    /// The dependency did not answer, or answered that the resource is not usable.
+    Unavailable,
+}
+
+/// Every check by name, as the response's `checks` member shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub checks: BTreeMap<&'static str, Check>,
+}
+
+impl Report {
+    pub fn healthy(&self) -> bool {
+        self.checks.values().all(|check| *check == Check::Ok)
+    }
+}
+
+/// The checks and the cached result.
+pub struct Health {
+    dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    table: String,
+    signing_key_secret_id: String,
+    cached: Mutex<Option<(Instant, Report)>>,
+}
+
+fn outcome<T>(what: &str, result: Result<T, DependencyError>, usable: impl FnOnce(T) -> bool) -> Check {
+    match result.map(usable) {
+        Ok(true) => Check::Ok,
+        Ok(false) => {
+            tracing::warn!(check = what, "health check: the resource is not usable");
+            Check::Unavailable
+        }
+        Err(error) => {
+            tracing::warn!(check = what, error = %Chain(&error), "health check failed");
+            Check::Unavailable
+        }
+    }
+}
+
+impl Health {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        table: impl Into<String>,
+        signing_key_secret_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            dynamodb,
+            secrets,
+            table: table.into(),
+            signing_key_secret_id: signing_key_secret_id.into(),
+            cached: Mutex::default(),
+        }
+    }
+
+    /// The report of at most [`CACHE_FOR`] ago; concurrent callers wait for one set of checks.
+    pub async fn report(&self) -> Report {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, report)) = cached.as_ref() {
+            if at.elapsed() < CACHE_FOR {
+                return report.clone();
+            }
+        }
+        let report = self.check().await;
+        *cached = Some((Instant::now(), report.clone()));
+        report
+    }
+
+    async fn check(&self) -> Report {
+        let table = async {
+            self.dynamodb
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| DependencyError::from_sdk("DynamoDB", e))
+        };
+        let secret = async {
+            self.secrets
+                .describe_secret()
+                .secret_id(&self.signing_key_secret_id)
+                .send()
+                .await
+                .map_err(|e| DependencyError::from_sdk("Secrets Manager", e))
+        };
+        let (table, secret) = tokio::join!(table, secret);
+        let table = outcome("table", table, |output| {
+            let status = output.table.and_then(|t| t.table_status);
+            matches!(status, Some(TableStatus::Active | TableStatus::Updating))
+        });
+        // A secret scheduled for deletion can no longer be read.
+        let signing_key = outcome("signing_key", secret, |output| output.deleted_date.is_none());
+        Report { checks: BTreeMap::from([("table", table), ("signing_key", signing_key)]) }
+    }
+}
