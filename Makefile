@@ -1,6 +1,6 @@
 # The two commands a newcomer needs (see README.md). Everything they need is installed and
 # started by the scripts they call.
-.PHONY: local test lint fmt
+.PHONY: local test lint fmt artifacts
 
 ## Run the whole API locally on http://127.0.0.1:3000 (Ctrl-C stops it).
 local:
@@ -16,3 +16,7 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## Check the deployable arm64 bootstraps (sam build): glibc <= 2.34, one invocation each under qemu.
+artifacts:
+	@scripts/check-artifacts.sh

@@ -43,7 +43,7 @@ async fn measure(op: Op, n: usize, user_id: Option<String>) -> Result<Measuremen
     match op {
         Op::Argon2 => {
             let password = || {
-                NewPassword::parse("correct horse battery staple".into(), &PasswordPolicy::default(), None)
+                NewPassword::parse("correct horse battery staple".into(), &PasswordPolicy::default(), None, None)
                     .map_err(|e| format!("password: {e}"))
             };
             shared::password::hash(password()?).await.map_err(|e| e.to_string())?;
@@ -68,13 +68,22 @@ async fn measure(op: Op, n: usize, user_id: Option<String>) -> Result<Measuremen
             // what the refresh function may do (UpdateItem on SESSION# items).
             let store = store().await?;
             let token = std::env::var("BENCH_REFRESH_TOKEN").map_err(|_| "BENCH_REFRESH_TOKEN is required")?;
-            let token = shared::tokens::RefreshToken::parse(&token).ok_or("BENCH_REFRESH_TOKEN is not a refresh token")?;
+            let token =
+                shared::tokens::RefreshToken::parse(&token).ok_or("BENCH_REFRESH_TOKEN is not a refresh token")?;
             let (family, now) = (token.family_id(), shared::now_epoch());
             // Token hashes have the real shape (43 base64url characters); they are computed
             // before the clock starts.
             let mut hashes = vec![token.hash()];
             hashes.extend((0..=n).map(|i| format!("{i:043}")));
-            let rotate = |i: usize| store.rotate_session(&family, &hashes[i], &hashes[i + 1], now);
+            // No reuse grace: every rotation presents the current hash, so none is a repeat.
+            let rotate = |i: usize| {
+                let token = shared::store::PresentedToken {
+                    family_id: &family,
+                    hash: &hashes[i],
+                    successor_hash: &hashes[i + 1],
+                };
+                store.rotate_session(token, 0, now)
+            };
             rotate(0).await.map_err(|e| e.to_string())?;
             let (cpu0, wall0) = (clock()?, Instant::now());
             for i in 1..=n {

@@ -1,5 +1,6 @@
 //! Runs each function's release bootstrap under the local runtime API, with its AWS calls going
-//! through the counting proxies, and measures init, latency, CPU, memory and calls.
+//! through the counting proxies, and measures init, latency, CPU, memory and calls; or, for
+//! `bench invoke`, invokes each deployable bootstrap once (through a runner such as qemu-user).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,26 +18,39 @@ use crate::proxy::{Call, CallLog, CountingProxy, Counts, Service};
 use crate::runtime::{Outcome, RuntimeApi, Signal};
 
 /// The four functions, in the order they run (each needs what the one before produced).
-pub const FUNCTIONS: [&str; 4] = ["register", "login", "refresh", "get-user"];
+pub const FUNCTIONS: [&str; 5] = ["register", "login", "refresh", "get-user", "health"];
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
 const PASSWORD: &str = "correct horse battery staple";
 /// How long to wait for init or an invocation before giving up.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-pub struct Options {
+/// Where the functions run: the template, the local stack, the emulators, the events they get.
+#[derive(clap::Args)]
+pub struct Local {
+    #[arg(long, default_value = "template.yaml")]
     pub template: PathBuf,
-    /// The local stack (`localdev setup`) the functions run in.
+    /// The local stack `localdev setup` created.
+    #[arg(long, env = "LOCAL_STACK")]
     pub stack: String,
+    #[arg(long = "events", value_name = "EVENTS", default_value = "events")]
+    pub events_dir: PathBuf,
+    /// Function stdout/stderr go to `<log-dir>/<function>.log`.
+    #[arg(long, default_value = ".local/bench")]
+    pub log_dir: PathBuf,
+    #[arg(long = "dynamodb", value_name = "URL", env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    pub dynamodb_upstream: String,
+    #[arg(long = "secrets-manager", value_name = "URL", env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
+    pub secrets_upstream: String,
+}
+
+pub struct Options {
+    pub local: Local,
     pub bin_dir: PathBuf,
     pub artifacts: PathBuf,
-    pub events_dir: PathBuf,
-    pub log_dir: PathBuf,
     pub cold_starts: usize,
     pub warm_heavy: usize,
     pub warm_light: usize,
     pub baseline_runs: usize,
-    pub dynamodb_upstream: String,
-    pub secrets_upstream: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -127,6 +141,7 @@ struct Events {
     login: Value,
     refresh: Value,
     get_user: Value,
+    health: Value,
 }
 
 impl Events {
@@ -141,6 +156,7 @@ impl Events {
             login: read("login.json")?,
             refresh: read("refresh.json")?,
             get_user: read("get-user.me.json")?,
+            health: read("health.json")?,
         })
     }
 }
@@ -181,13 +197,14 @@ impl Flow {
                 let text = events.get_user.to_string().replace("{{access_token}}", token);
                 serde_json::from_str(&text).map_err(|e| e.to_string())?
             }
+            "health" => events.health.clone(),
             other => return Err(format!("unknown function {other}")),
         };
         Ok(Bytes::from(event.to_string()))
     }
 
-    /// Checks the answer is the happy path's and keeps what later invocations need.
-    fn accept(&mut self, function: &str, response: &[u8]) -> Result<(), String> {
+    /// Checks the answer is the happy path's and keeps what later invocations need; returns its status.
+    fn accept(&mut self, function: &str, response: &[u8]) -> Result<u64, String> {
         let response: Value = serde_json::from_slice(response).map_err(|e| format!("{function}: {e}"))?;
         let status = response["statusCode"].as_u64().unwrap_or(0);
         let expected = if function == "register" { 201 } else { 200 };
@@ -206,13 +223,14 @@ impl Flow {
             }
             _ => {}
         }
-        Ok(())
+        Ok(status)
     }
 }
 
 /// The template's facts about one function: memory, timeout and the environment Lambda gives it.
 struct FunctionSpec {
     name: String,
+    logical_id: String,
     memory_mb: u64,
     timeout: Duration,
     env: BTreeMap<String, String>,
@@ -220,13 +238,13 @@ struct FunctionSpec {
 
 /// Every function's spec, its environment resolved for the stack with AWS calls going to the
 /// local IAM check at `iam_url`.
-async fn function_specs(options: &Options, iam_url: &str) -> Result<BTreeMap<String, FunctionSpec>, String> {
-    let template = localdev::Template::load(&options.template).map_err(|e| e.to_string())?;
-    let stack = localdev::LocalStack::new(&options.stack).map_err(|e| e.to_string())?;
+async fn function_specs(local: &Local, iam_url: &str) -> Result<BTreeMap<String, FunctionSpec>, String> {
+    let template = localdev::Template::load(&local.template).map_err(|e| e.to_string())?;
+    let stack = localdev::LocalStack::new(&local.stack).map_err(|e| e.to_string())?;
     let admin = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(template.region().to_owned()))
-        .endpoint_url(&options.secrets_upstream)
+        .endpoint_url(&local.secrets_upstream)
         .credentials_provider(aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(
             aws_sdk_secretsmanager::config::Credentials::new("local", "local", None, None, "bench"),
         ))
@@ -240,6 +258,7 @@ async fn function_specs(options: &Options, iam_url: &str) -> Result<BTreeMap<Str
             function.binary.clone(),
             FunctionSpec {
                 name: function.binary,
+                logical_id: function.logical_id,
                 memory_mb: function.memory_mb,
                 timeout: Duration::from_secs(function.timeout_seconds),
                 env,
@@ -313,10 +332,20 @@ fn breakdown(spawned: Instant, polled: Instant, calls: &[Call]) -> InitBreakdown
     }
 }
 
-fn spawn(binary: &Path, env: &[(String, String)], log: &Path) -> Result<Child, String> {
+/// Starts `binary` in its own directory, as Lambda starts `bootstrap` in /var/task; with a
+/// `runner` (e.g. `qemu-aarch64 -L <sysroot>`), as `runner... binary`.
+fn spawn(runner: &[String], binary: &Path, env: &[(String, String)], log: &Path) -> Result<Child, String> {
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    Command::new(binary)
+    let mut command = match runner.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    command
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(binary.parent().unwrap_or(Path::new(".")))
@@ -325,7 +354,7 @@ fn spawn(binary: &Path, env: &[(String, String)], log: &Path) -> Result<Child, S
         .stderr(err)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))
+        .map_err(|e| format!("{}: {e}", runner.first().map_or(binary, Path::new).display()))
 }
 
 async fn stop(mut child: Child) {
@@ -344,7 +373,7 @@ async fn run_function(
     let name = spec.name.as_str();
     let binary = options.bin_dir.join(name);
     let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
-    let log_file = options.log_dir.join(format!("{name}.log"));
+    let log_file = options.local.log_dir.join(format!("{name}.log"));
     let warm = if matches!(name, "register" | "login") { options.warm_heavy } else { options.warm_light };
     let mut result = FunctionResult { name: name.to_owned(), memory_mb: spec.memory_mb, ..FunctionResult::default() };
     let cold_starts = options.cold_starts.max(1);
@@ -353,7 +382,7 @@ async fn run_function(
         let env = process_env(spec, &api.host_port(), proxies);
         log.drain();
         let spawned = Instant::now();
-        let mut child = spawn(&binary, &env, &log_file)?;
+        let mut child = spawn(&[], &binary, &env, &log_file)?;
         let pid = child.id().ok_or("the function exited at once")?.to_string();
         let polled = idle(&mut api, &mut child).await?;
         let init_calls = log.drain();
@@ -432,32 +461,64 @@ async fn measure_baseline(
     serde_json::from_slice(&output.stdout).map_err(|e| format!("baseline {op}: {e}"))
 }
 
+/// What every run needs: the IAM check every AWS call goes through (as on Lambda), the counting
+/// proxies in front of it, each function's spec and the event fixtures.
+struct Harness {
+    iam: localdev::iam::IamProxy,
+    proxies: (CountingProxy, CountingProxy),
+    log: CallLog,
+    specs: BTreeMap<String, FunctionSpec>,
+    events: Events,
+}
+
+impl Harness {
+    async fn start(local: &Local) -> Result<Self, String> {
+        std::fs::create_dir_all(&local.log_dir).map_err(|e| e.to_string())?;
+        let log = CallLog::default();
+        let iam = localdev::iam::IamProxy::start(
+            localdev::iam::IamProxyOptions {
+                template: local.template.clone(),
+                parameter_overrides: String::new(),
+                region: "us-east-1".into(),
+                dynamodb: local.dynamodb_upstream.clone(),
+                secrets_manager: local.secrets_upstream.clone(),
+                record: None,
+                log_denials: true,
+            },
+            "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let proxies = (
+            CountingProxy::start(&iam.url(), Service::DynamoDb, log.clone()).await.map_err(|e| e.to_string())?,
+            CountingProxy::start(&iam.url(), Service::SecretsManager, log.clone()).await.map_err(|e| e.to_string())?,
+        );
+        let specs = function_specs(local, &iam.url()).await?;
+        let events = Events::load(&local.events_dir)?;
+        Ok(Self { iam, proxies, log, specs, events })
+    }
+
+    fn spec(&self, name: &str) -> Result<&FunctionSpec, String> {
+        self.specs.get(name).ok_or_else(|| format!("no function builds {name}"))
+    }
+
+    fn flow() -> Flow {
+        Flow { run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(), ..Flow::default() }
+    }
+
+    /// A denied call is a failed run, even when the function coped with it.
+    fn check_denials(&self) -> Result<(), String> {
+        match self.iam.denials() {
+            0 => Ok(()),
+            n => Err(format!("the IAM check denied {n} call(s); see the lines starting with `iam:` above")),
+        }
+    }
+}
+
 pub async fn run(options: &Options) -> Result<Results, String> {
-    std::fs::create_dir_all(&options.log_dir).map_err(|e| e.to_string())?;
-    let log = CallLog::default();
-    // Every AWS call goes through the IAM check, as on Lambda; the counting proxies sit in front.
-    let iam = localdev::iam::IamProxy::start(
-        localdev::iam::IamProxyOptions {
-            template: options.template.clone(),
-            parameter_overrides: String::new(),
-            region: "us-east-1".into(),
-            dynamodb: options.dynamodb_upstream.clone(),
-            secrets_manager: options.secrets_upstream.clone(),
-            record: None,
-            log_denials: true,
-        },
-        "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let proxies = (
-        CountingProxy::start(&iam.url(), Service::DynamoDb, log.clone()).await.map_err(|e| e.to_string())?,
-        CountingProxy::start(&iam.url(), Service::SecretsManager, log.clone()).await.map_err(|e| e.to_string())?,
-    );
-    let specs = function_specs(options, &iam.url()).await?;
-    let spec = |name: &str| specs.get(name).ok_or_else(|| format!("no function builds {name}"));
-    let events = Events::load(&options.events_dir)?;
-    let mut flow = Flow { run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(), ..Flow::default() };
+    let harness = Harness::start(&options.local).await?;
+    let (proxies, events) = (&harness.proxies, &harness.events);
+    let mut flow = Harness::flow();
     let mut results = Results::default();
     for name in FUNCTIONS {
         eprintln!("bench: {name}");
@@ -466,32 +527,80 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 results.fuzzers.push(fuzzer);
             }
         }
-        let mut result = run_function(options, spec(name)?, &mut flow, &events, &proxies, &log).await?;
+        let mut result = run_function(options, harness.spec(name)?, &mut flow, events, proxies, &harness.log).await?;
         let op = match name {
-            "refresh" => "rotate-session",
-            "get-user" => "get-user",
-            _ => "argon2",
+            "refresh" => Some("rotate-session"),
+            "get-user" => Some("get-user"),
+            "register" | "login" => Some("argon2"),
+            _ => None,
         };
         // Each reference operation runs with the permissions of the function it stands for.
-        let reference = spec(name)?;
         // The refresh baseline rotates the flow's family past its token; only get-user (an
-        // access token) runs after it.
-        result.reference = Some(measure_baseline(options, reference, op, &flow, &proxies).await?);
+        // access token) and health (none) run after it.
+        if let Some(op) = op {
+            result.reference = Some(measure_baseline(options, harness.spec(name)?, op, &flow, proxies).await?);
+        }
         let median = crate::report::percentile(&result.warm_ms, 50.0);
         eprintln!(
             "bench: {name}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
-             (reference {op}: {:.3} ms)",
+             (reference {}: {:.3} ms)",
             result.init_ms.last().copied().unwrap_or_default(),
             result.warm_cpu_ms,
+            op.unwrap_or("none"),
             result.reference.as_ref().map_or(f64::NAN, |r| r.cpu_ms)
         );
         results.functions.push(result);
     }
-    if iam.denials() > 0 {
-        return Err(format!(
-            "the IAM check denied {} call(s); see the lines starting with `iam:` above",
-            iam.denials()
-        ));
-    }
+    harness.check_denials()?;
     Ok(results)
+}
+
+/// One function's single invocation by `bench invoke`.
+pub struct Invocation {
+    pub name: String,
+    pub bootstrap: PathBuf,
+    /// Spawn → first `GET /next`.
+    pub init_ms: f64,
+    /// Event handed out → response received.
+    pub latency_ms: f64,
+    pub status: u64,
+}
+
+/// Invokes each function's deployable bootstrap once, in flow order (register → login → refresh →
+/// get-user → health), with the environment `run` gives it; `runner` runs foreign-architecture binaries.
+/// Fails on the first function that does not init or answer its happy-path status.
+pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String]) -> Result<Vec<Invocation>, String> {
+    let harness = Harness::start(local).await?;
+    let mut flow = Harness::flow();
+    let mut done = Vec::new();
+    for name in FUNCTIONS {
+        let spec = harness.spec(name)?;
+        // `sam build` names the directories by logical id, `cargo lambda build` by binary.
+        let candidates = [bootstrap_dir.join(name), bootstrap_dir.join(&spec.logical_id)].map(|d| d.join("bootstrap"));
+        let bootstrap = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            format!("{name}: none of {} exists", tried.join(", "))
+        })?;
+        let bootstrap = bootstrap.canonicalize().map_err(|e| format!("{}: {e}", bootstrap.display()))?;
+        let log_file = local.log_dir.join(format!("{name}.log"));
+        let fail = |e: String| format!("{name}: {e} (function log: {})", log_file.display());
+        let mut api = RuntimeApi::start(name, spec.timeout).await.map_err(|e| e.to_string())?;
+        let env = process_env(spec, &api.host_port(), &harness.proxies);
+        let spawned = Instant::now();
+        let mut child = spawn(runner, &bootstrap, &env, &log_file)?;
+        let polled = idle(&mut api, &mut child).await.map_err(fail)?;
+        let event = flow.event(name, &harness.events)?;
+        let (latency_ms, response) = invoke(&mut api, &mut child, event).await.map_err(fail)?;
+        let status = flow.accept(name, &response).map_err(fail)?;
+        // Back to polling: the runtime loop survived the invocation.
+        idle(&mut api, &mut child).await.map_err(fail)?;
+        stop(child).await;
+        let init_ms = ms(polled.duration_since(spawned));
+        done.push(Invocation { name: name.to_owned(), bootstrap, init_ms, latency_ms, status });
+    }
+    for spec in harness.specs.values().filter(|s| !FUNCTIONS.contains(&s.name.as_str())) {
+        eprintln!("bench: {} ({}) not invoked: it has no step in the flow", spec.name, spec.logical_id);
+    }
+    harness.check_denials()?;
+    Ok(done)
 }

@@ -1,8 +1,10 @@
 //! `bench`: the benchmark driver behind `scripts/bench.sh`.
 //!
 //! `bench run` runs each function's release bootstrap under a local Lambda Runtime API against
-//! the emulators (through counting proxies) and writes `docs/performance.md`; `bench baseline`
-//! is the child process that measures the reference operations.
+//! the emulators (through counting proxies) and writes `docs/performance.md`; `bench invoke`
+//! invokes each deployable bootstrap once (e.g. `sam build`'s arm64 ones under qemu-user, for
+//! `scripts/check-artifacts.sh`); `bench baseline` is the child process that measures the
+//! reference operations.
 
 mod baseline;
 mod driver;
@@ -27,6 +29,8 @@ struct Cli {
 enum Command {
     /// Measure every function and write the report.
     Run(Box<RunArgs>),
+    /// Invoke each function's bootstrap once, in flow order, and check its status.
+    Invoke(Box<InvokeArgs>),
     /// Measure one reference operation in this process (run by `bench run`).
     #[command(hide = true)]
     Baseline {
@@ -41,22 +45,14 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// The local stack `localdev setup` created.
-    #[arg(long, env = "LOCAL_STACK")]
-    stack: String,
+    #[command(flatten)]
+    local: driver::Local,
     /// Directory holding the x86_64 release binaries to run (`target/release`).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
     /// Directory with `<arch>/<function>/bootstrap` and `<arch>/<function>.zip`.
     #[arg(long, default_value = ".local/bench/artifacts")]
     artifacts: PathBuf,
-    #[arg(long, default_value = "events")]
-    events: PathBuf,
-    /// Function stdout/stderr go to `<log-dir>/<function>.log`.
-    #[arg(long, default_value = ".local/bench")]
-    log_dir: PathBuf,
     /// Cold starts (fresh processes) per function.
     #[arg(long, default_value_t = 5)]
     cold_starts: usize,
@@ -69,10 +65,6 @@ struct RunArgs {
     /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
     #[arg(long, default_value_t = 1000)]
     baseline_runs: usize,
-    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
-    dynamodb: String,
-    #[arg(long, env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
-    secrets_manager: String,
     /// Criterion's output directory (`target/criterion`), for the hot-path table.
     #[arg(long, default_value = "target/criterion")]
     criterion: PathBuf,
@@ -82,6 +74,22 @@ struct RunArgs {
     /// The raw results, as JSON.
     #[arg(long, default_value = ".local/bench/results.json")]
     json: PathBuf,
+}
+
+#[derive(Args)]
+struct InvokeArgs {
+    #[command(flatten)]
+    local: driver::Local,
+    /// Directory with `<binary>/bootstrap` or `<LogicalId>/bootstrap` per function
+    /// (`.aws-sam/build`, `target/lambda`).
+    #[arg(long)]
+    bootstrap_dir: PathBuf,
+    /// Run each bootstrap as `<runner> [runner-arg]... <bootstrap>` (e.g. qemu-aarch64).
+    #[arg(long)]
+    runner: Option<String>,
+    /// An argument for the runner, before the bootstrap (repeatable).
+    #[arg(long = "runner-arg", allow_hyphen_values = true, requires = "runner")]
+    runner_args: Vec<String>,
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -96,38 +104,22 @@ fn main() -> ExitCode {
         Command::Baseline { op, n, user_id } => baseline::run(op, n, user_id),
         Command::Run(args) => {
             let RunArgs {
-                template,
-                stack,
+                local,
                 bin_dir,
                 artifacts,
-                events,
-                log_dir,
                 cold_starts,
                 warm_heavy,
                 warm_light,
                 baseline_runs,
-                dynamodb,
-                secrets_manager,
                 criterion,
                 out,
                 json,
             } = *args;
-            let options = driver::Options {
-                template,
-                stack,
-                bin_dir,
-                artifacts,
-                events_dir: events,
-                log_dir,
-                cold_starts,
-                warm_heavy,
-                warm_light,
-                baseline_runs,
-                dynamodb_upstream: dynamodb,
-                secrets_upstream: secrets_manager,
-            };
+            let options =
+                driver::Options { local, bin_dir, artifacts, cold_starts, warm_heavy, warm_light, baseline_runs };
             run(&options, &criterion, &out, &json)
         }
+        Command::Invoke(args) => invoke(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,5 +147,24 @@ fn run(options: &driver::Options, criterion: &Path, out: &Path, json: &Path) -> 
     let markdown = report::render(&results, &machine, &report::criterion_results(criterion));
     write(out, &markdown)?;
     eprintln!("bench: wrote {} and {}", out.display(), json.display());
+    Ok(())
+}
+
+fn invoke(args: InvokeArgs) -> Result<(), String> {
+    let runner: Vec<String> = args.runner.into_iter().chain(args.runner_args).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let done = runtime.block_on(driver::invoke_each(&args.local, &args.bootstrap_dir, &runner))?;
+    let via = if runner.is_empty() { "natively".to_owned() } else { format!("under `{}`", runner.join(" ")) };
+    println!("one invocation of each function {via}:");
+    for d in done {
+        println!(
+            "  {:<9} status {}  init {:>7.1} ms  invocation {:>7.1} ms  ({})",
+            d.name,
+            d.status,
+            d.init_ms,
+            d.latency_ms,
+            d.bootstrap.display()
+        );
+    }
     Ok(())
 }

@@ -4,6 +4,10 @@
 //! Lambda service sets; `POST /runtime/invocation/{id}/response` and `.../error` complete an
 //! invocation; `POST /runtime/init/error` reports a failed init. Every request becomes a
 //! [`Signal`] for the driver, stamped with the time it arrived, in arrival order.
+//!
+//! Of the Extensions API (`2020-01-01`) it serves only `POST /extension/register`, which
+//! lambda_runtime's graceful-shutdown helper (an internal extension subscribed to no events)
+//! calls during init: without it, init fails as it would not on Lambda.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const PREFIX: &str = "/2018-06-01/runtime";
+const EXTENSION_REGISTER: &str = "/2020-01-01/extension/register";
 
 /// What the function process did, as seen by the runtime API.
 #[derive(Debug)]
@@ -116,6 +121,9 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let arrived = Instant::now();
+    if request.method() == Method::POST && request.uri().path() == EXTENSION_REGISTER {
+        return Ok(register_extension(&state));
+    }
     let path = request.uri().path().strip_prefix(PREFIX).unwrap_or("").to_owned();
     let method = request.method().clone();
     let body = request.into_body().collect().await?.to_bytes();
@@ -146,6 +154,22 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
         _ => reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#),
     };
     Ok(response)
+}
+
+/// Lambda's answer to an extension's registration: an id and the function's identity.
+fn register_extension(state: &State) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "functionName": state.function_name,
+        "functionVersion": "$LATEST",
+        "handler": "bootstrap",
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("lambda-extension-identifier", id);
+    }
+    response
 }
 
 /// The event with the headers the Lambda service sends along with it.

@@ -77,7 +77,7 @@ fn decode_register(event: &str, policy: &PasswordPolicy) -> Result<(Email, Displ
     let mut fields = JsonFields::from_request(&req, &["email", "password", "name"])?;
     let email = fields.parse("email", |raw| Email::parse(&raw));
     let name = fields.parse("name", |raw| DisplayName::parse(&raw));
-    let password = fields.parse("password", |raw| NewPassword::parse(raw, policy, email.as_ref()));
+    let password = fields.parse("password", |raw| NewPassword::parse(raw, policy, email.as_ref(), name.as_ref()));
     fields.finish()?;
     Ok((email.unwrap(), name.unwrap(), password.unwrap()))
 }
@@ -145,7 +145,7 @@ fn responses(c: &mut Criterion) {
 fn argon2id(c: &mut Criterion) {
     let rt = runtime();
     let policy = PasswordPolicy::default();
-    let password = || NewPassword::parse("correct horse battery staple".into(), &policy, None).unwrap();
+    let password = || NewPassword::parse("correct horse battery staple".into(), &policy, None, None).unwrap();
     let stored = rt.block_on(shared::password::hash(password())).unwrap();
     let mut group = c.benchmark_group("argon2id");
     group.sample_size(20).measurement_time(Duration::from_secs(8));

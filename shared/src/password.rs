@@ -166,7 +166,7 @@ mod tests {
     use crate::domain::PasswordPolicy;
 
     fn new_password(raw: &str) -> NewPassword {
-        NewPassword::parse(raw.into(), &PasswordPolicy::default(), None).unwrap()
+        NewPassword::parse(raw.into(), &PasswordPolicy::default(), None, None).unwrap()
     }
 
     fn submitted(raw: &str) -> SubmittedPassword {

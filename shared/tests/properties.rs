@@ -74,11 +74,12 @@ proptest! {
     #[test]
     fn given_any_string_when_validating_then_no_validator_panics(raw in hostile_string(), min in 0..40usize) {
         let email = Email::parse(&raw);
-        let _ = DisplayName::parse(&raw);
+        let name = DisplayName::parse(&raw).ok();
         let _ = SubmittedPassword::parse(raw.clone());
-        let _ = NewPassword::parse(raw.clone(), &PasswordPolicy::new(min), None);
+        let _ = NewPassword::parse(raw.clone(), &PasswordPolicy::new(min), None, None);
         let someone = Email::parse("someone@example.com").unwrap();
-        let _ = NewPassword::parse(raw.clone(), &PasswordPolicy::default(), Some(email.as_ref().unwrap_or(&someone)));
+        let (policy, email) = (PasswordPolicy::default(), Some(email.as_ref().unwrap_or(&someone)));
+        let _ = NewPassword::parse(raw.clone(), &policy, email, name.as_ref());
     }
 
     #[test]
@@ -107,7 +108,7 @@ proptest! {
     #[test]
     fn given_an_accepted_password_when_parsing_then_it_is_kept_exactly(raw in prop_oneof!["\\PC{15,40}", hostile_string()]) {
         let email = Email::parse("jdoe-1980@example.com").unwrap();
-        if let Ok(password) = NewPassword::parse(raw.clone(), &PasswordPolicy::default(), Some(&email)) {
+        if let Ok(password) = NewPassword::parse(raw.clone(), &PasswordPolicy::default(), Some(&email), None) {
             prop_assert_eq!(password.secret().expose_secret(), raw.as_str());
             prop_assert!(SubmittedPassword::parse(raw.clone()).is_ok(), "a valid new password is a valid login password");
         }

@@ -42,7 +42,7 @@ pub fn parse(req: &Request, policy: &PasswordPolicy) -> Result<Registrant, ApiEr
     let mut fields = JsonFields::from_request(req, &["email", "password", "name"])?;
     let email = fields.parse("email", |raw| Email::parse(&raw));
     let name = fields.parse("name", |raw| DisplayName::parse(&raw));
-    let password = fields.parse("password", |raw| NewPassword::parse(raw, policy, email.as_ref()));
+    let password = fields.parse("password", |raw| NewPassword::parse(raw, policy, email.as_ref(), name.as_ref()));
     fields.finish()?;
     match (email, name, password) {
         (Some(email), Some(name), Some(password)) => Ok(Registrant { email, name, password }),
