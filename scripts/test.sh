@@ -10,7 +10,9 @@
 #      going through that check;
 #   7. starts the local API (scripts/local.sh: cargo lambda watch + localdev gateway) on spare
 #      ports with its own stack and the same check, and runs the end-to-end tests against it;
-#   8. proves from the record that no call was denied and that every action the template grants
+#   8. runs the function binaries under a Lambda Runtime API at TRACE and checks their output
+#      holds no secret (tests/tests/runtime.rs);
+#   9. proves from the record that no call was denied and that every action the template grants
 #      was exercised (tests/tests/iam.rs);
 # and stops everything it started, pass or fail.
 set -euo pipefail
@@ -94,6 +96,9 @@ E2E_LAMBDA_URL="http://127.0.0.1:$E2E_LAMBDA_PORT" E2E_API_URL="http://127.0.0.1
     tail -n 60 "$LOCAL_DIR/e2e-local.log" >&2
     exit 1
 }
+
+log "the function binaries under a Lambda runtime at TRACE: no secret in their output, SIGTERM handled"
+LOCAL_FUNCTIONS_DIR="$REPO_ROOT/target/debug" cargo test -p tests --test runtime -- --ignored
 
 log "IAM: every call allowed, every granted action exercised"
 IAM_RECORD="$iam_record" cargo test -p tests --test iam -- --ignored || {

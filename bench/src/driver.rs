@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use crate::baseline::Measurement;
 use crate::procfs;
 use crate::proxy::{Call, CallLog, CountingProxy, Counts, Service};
-use crate::runtime::{Outcome, RuntimeApi, Signal};
+use localdev::runtime::{Outcome, RuntimeApi, Signal};
 
 /// The four functions, in the order they run (each needs what the one before produced).
 pub const FUNCTIONS: [&str; 5] = ["register", "login", "refresh", "get-user", "health"];
@@ -357,7 +357,16 @@ fn spawn(runner: &[String], binary: &Path, env: &[(String, String)], log: &Path)
         .map_err(|e| format!("{}: {e}", runner.first().map_or(binary, Path::new).display()))
 }
 
+/// Stops a function process as Lambda stops an instance whose runtime registered an extension:
+/// SIGTERM, then SIGKILL if it is still there 500 ms later.
 async fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) has no memory effects; the pid is our own child's, still unreaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if tokio::time::timeout(Duration::from_millis(500), child.wait()).await.is_ok() {
+            return;
+        }
+    }
     let _ = child.start_kill();
     let _ = child.wait().await;
 }

@@ -11,7 +11,6 @@ mod driver;
 mod procfs;
 mod proxy;
 mod report;
-mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod iam;
 mod intrinsics;
 mod params;
+pub mod runtime;
 pub mod secret;
 pub mod stack;
 pub mod table;

@@ -34,12 +34,12 @@ use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 use shared::services::TokenServices;
-use shared::testing::{fill, request_from};
+use shared::testing::request_from;
 use shared::Config;
 
 use crate::faults::FaultProxy;
 
-pub use shared::testing::{assert_problem, error_fields, event_json, parts};
+pub use shared::testing::{assert_problem, error_fields, event_json, fill, parts};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -6,7 +6,7 @@ use lambda_http::Error;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::telemetry::init(env!("CARGO_CRATE_NAME"));
     let config = shared::Config::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let deps = Arc::new(health::Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws))?);

@@ -72,12 +72,7 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
                 Refusal::Delayed(seconds) => ("throttled", ApiError::TooManyAttempts(seconds)),
                 Refusal::Locked => ("locked", ApiError::AccountLocked),
             };
-            tracing::info!(
-                event = "login",
-                outcome,
-                source_ip = source_ip(req),
-                "login refused before checking the password"
-            );
+            tracing::info!(event = "login", outcome, "login refused before checking the password");
             return Err(error);
         }
     };
@@ -90,7 +85,6 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
             tracing::info!(
                 event = "login",
                 outcome = "failure",
-                source_ip = source_ip(req),
                 user_id = credentials.map(|c| c.user_id),
                 account_failures = attempt.account_failures,
                 network_failures = attempt.network_failures,
@@ -118,7 +112,7 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
             tracing::warn!(error = %shared::error::Chain(&error), user_id = %credentials.user_id, "password hash upgrade failed");
         }
     }
-    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, source_ip = source_ip(req), "user logged in");
+    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, "user logged in");
     json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &refresh, expires_at, now))
 }
 

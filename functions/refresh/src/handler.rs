@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Method;
 use lambda_http::{Body, Request, Response};
 use shared::config::{Config, ConfigError};
-use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
 use shared::keys::ThrottleKeys;
 use shared::services::TokenServices;
 use shared::store::{PresentedToken, Rotation};
@@ -68,7 +68,7 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
     match store.rotate_session(token, deps.grace.as_secs() as i64, now).await? {
         Rotation::Rotated { user_id, expires_at } | Rotation::Repeated { user_id, expires_at } => {
             let access_token = tokens.issue(&user_id, now).await?;
-            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, source_ip = source_ip(req), "tokens refreshed");
+            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, "tokens refreshed");
             json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, expires_at, now))
         }
         Rotation::Reused { user_id } => {
@@ -78,7 +78,6 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
                 outcome = "reuse_detected",
                 user_id = %user_id,
                 family = %family_id,
-                source_ip = source_ip(req),
                 "used refresh token presented; family revoked"
             );
             Err(ApiError::InvalidRefreshToken("reused"))

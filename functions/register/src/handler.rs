@@ -3,7 +3,7 @@
 use http::Method;
 use lambda_http::{Body, Request, Response};
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy};
-use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
 use shared::store::{Registration, Store, User};
 use shared::{password, ApiError, Config};
 use time::format_description::well_known::Rfc3339;
@@ -66,7 +66,7 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
     };
     match deps.store.register(&user, &email, &password_hash).await? {
         Registration::Created => {
-            tracing::info!(event = "register", outcome = "created", user_id = %user.id, source_ip = source_ip(req), "user registered");
+            tracing::info!(event = "register", outcome = "created", user_id = %user.id, "user registered");
             let mut response = json_response(http::StatusCode::CREATED, &user)?;
             let location = http::HeaderValue::from_str(&format!("/users/{}", user.id))
                 .map_err(|e| ApiError::Internal(e.into()))?;
@@ -74,12 +74,7 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
             Ok(response)
         }
         Registration::EmailTaken => {
-            tracing::info!(
-                event = "register",
-                outcome = "email_taken",
-                source_ip = source_ip(req),
-                "registration refused"
-            );
+            tracing::info!(event = "register", outcome = "email_taken", "registration refused");
             Err(ApiError::EmailTaken)
         }
     }

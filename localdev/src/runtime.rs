@@ -1,13 +1,15 @@
-//! A minimal Lambda Runtime API (`2018-06-01`) for one function process at a time.
+//! A minimal Lambda Runtime API (`2018-06-01`) for one function process at a time, for the
+//! benchmark and the tests that run function binaries as Lambda runs them.
 //!
-//! `GET /runtime/invocation/next` hands out the events the driver submits, with the headers the
+//! `GET /runtime/invocation/next` hands out the events the caller submits, with the headers the
 //! Lambda service sets; `POST /runtime/invocation/{id}/response` and `.../error` complete an
 //! invocation; `POST /runtime/init/error` reports a failed init. Every request becomes a
-//! [`Signal`] for the driver, stamped with the time it arrived, in arrival order.
+//! [`Signal`] for the caller, stamped with the time it arrived, in arrival order.
 //!
-//! Of the Extensions API (`2020-01-01`) it serves only `POST /extension/register`, which
-//! lambda_runtime's graceful-shutdown helper (an internal extension subscribed to no events)
-//! calls during init: without it, init fails as it would not on Lambda.
+//! Of the Extensions API (`2020-01-01`) it serves what an internal extension subscribed to no
+//! events uses, as lambda_runtime's graceful-shutdown helper is: `POST /extension/register`
+//! (without it, init fails, as it does not on Lambda) and `GET /extension/event/next`, which
+//! such an extension is never woken from.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tokio::sync::mpsc;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 const EXTENSION_REGISTER: &str = "/2020-01-01/extension/register";
+const EXTENSION_NEXT: &str = "/2020-01-01/extension/event/next";
 
 /// What the function process did, as seen by the runtime API.
 #[derive(Debug)]
@@ -124,6 +127,11 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
     if request.method() == Method::POST && request.uri().path() == EXTENSION_REGISTER {
         return Ok(register_extension(&state));
     }
+    if request.method() == Method::GET && request.uri().path() == EXTENSION_NEXT {
+        // No event an internal extension can subscribe to ever comes (Lambda sends SHUTDOWN to
+        // external extensions only; the runtime process gets SIGTERM).
+        std::future::pending::<()>().await;
+    }
     let path = request.uri().path().strip_prefix(PREFIX).unwrap_or("").to_owned();
     let method = request.method().clone();
     let body = request.into_body().collect().await?.to_bytes();
@@ -196,4 +204,37 @@ fn next_response(state: &State, event: Event) -> Response<Full<Bytes>> {
     set("lambda-runtime-invoked-function-arn", &arn);
     set("lambda-runtime-trace-id", &trace);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    async fn call(api: &RuntimeApi, method: Method, path: &str) -> Response<Incoming> {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", api.host_port()))
+            .header("lambda-extension-name", "test-extension")
+            .body(Empty::new())
+            .unwrap();
+        client.request(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_an_internal_extension_when_it_registers_and_waits_then_it_gets_an_id_and_no_event() {
+        let api = RuntimeApi::start("fn", Duration::from_secs(3)).await.unwrap();
+        let registered = call(&api, Method::POST, EXTENSION_REGISTER).await;
+        assert_eq!(registered.status(), StatusCode::OK);
+        assert!(registered.headers().contains_key("lambda-extension-identifier"));
+        let body = registered.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["functionName"], "fn");
+        // The wait for the next event is answered by nothing (as on Lambda), not by an error.
+        let next = tokio::time::timeout(Duration::from_millis(300), call(&api, Method::GET, EXTENSION_NEXT)).await;
+        assert!(next.is_err(), "an internal extension subscribed to nothing is never woken");
+    }
 }

@@ -1,0 +1,183 @@
+//! The function binaries as Lambda runs them, at `LogLevel=TRACE`: each process under a Lambda
+//! Runtime API (`localdev::runtime`) with the environment Lambda gives it, its AWS calls through
+//! the IAM check. Whatever reaches its stdout and stderr (the runtime's own output included)
+//! must hold no password, token, hash, key or API key; every line logged for a request carries
+//! the client's address; SIGTERM ends the process with one log line.
+//!
+//! Needs the binaries built (`make test` builds them for the end-to-end tests) and the emulators.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use localdev::runtime::{Outcome, RuntimeApi, Signal};
+use serde_json::{json, Value};
+use tests::{event_json, repo_root, Stack, PASSWORD};
+use tokio::process::{Child, Command};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+const SOURCE_IP: &str = "198.51.100.23";
+
+/// One function process under its own runtime API.
+struct Function {
+    api: RuntimeApi,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Function {
+    async fn start(stack: &Stack, logical_id: &str, dir: &std::path::Path) -> Self {
+        let binary =
+            localdev::Template::load(repo_root().join("template.yaml")).unwrap().function(logical_id).unwrap().binary;
+        let api = RuntimeApi::start(&binary, Duration::from_secs(10)).await.unwrap();
+        let log = std::env::temp_dir().join(format!("{logical_id}-{}.log", uuid::Uuid::new_v4().simple()));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut env = stack.function(logical_id).env.clone();
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), api.host_port());
+        env.insert("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into());
+        let child = Command::new(dir.join(&binary))
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (build the functions first: `make test` does)", binary));
+        let mut function = Self { api, child, log };
+        function.until_idle().await;
+        function
+    }
+
+    async fn until_idle(&mut self) {
+        match self.api.signal(PATIENCE).await {
+            Some(Signal::Poll(_)) => {}
+            other => panic!("expected the process to ask for an event, got {other:?}; log:\n{}", self.output()),
+        }
+    }
+
+    /// Sends one API Gateway event and returns (status, body).
+    async fn invoke(&mut self, event: &Value) -> (u16, Value) {
+        let mut event = event.clone();
+        event["requestContext"]["identity"]["sourceIp"] = SOURCE_IP.into();
+        self.api.submit(Bytes::from(event.to_string()));
+        let response = match self.api.signal(PATIENCE).await {
+            Some(Signal::Done { outcome: Outcome::Response(body), .. }) => body,
+            other => panic!("no response: {other:?}; log:\n{}", self.output()),
+        };
+        self.until_idle().await;
+        let response: Value = serde_json::from_slice(&response).unwrap();
+        let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        (response["statusCode"].as_u64().unwrap() as u16, body)
+    }
+
+    /// SIGTERM, as Lambda stops an instance; the process must exit by itself.
+    async fn terminate(mut self) -> String {
+        let pid = self.child.id().unwrap();
+        // SAFETY: kill(2) on our own, still unreaped child.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await;
+        assert!(status.is_ok_and(|s| s.is_ok()), "did not exit within Lambda's 500 ms after SIGTERM");
+        self.output()
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn post(fixture: &str, body: Value) -> Value {
+    let mut event = event_json(fixture);
+    event["body"] = body.to_string().into();
+    event
+}
+
+#[tokio::test]
+#[ignore = "needs the function binaries: run through `make test`"]
+async fn given_every_flow_at_trace_level_under_the_runtime_then_no_secret_is_logged_and_sigterm_is() {
+    let dir = std::env::var("LOCAL_FUNCTIONS_DIR").map_or_else(|_| repo_root().join("target/debug"), PathBuf::from);
+    let stack = Stack::new().await;
+    let wrong = "a wrong password that is long";
+    let api_key = event_json("register.json")["headers"]["x-api-key"].as_str().unwrap().to_owned();
+
+    let mut register = Function::start(&stack, "RegisterFunction", &dir).await;
+    let registered = register
+        .invoke(&post("register.json", json!({"email": "ada@example.com", "password": PASSWORD, "name": "Ada"})))
+        .await;
+    assert_eq!(registered.0, 201, "{registered:?}");
+    register
+        .invoke(&post("register.json", json!({"email": "ada@example.com", "password": PASSWORD, "name": "Again"})))
+        .await;
+
+    let mut login = Function::start(&stack, "LoginFunction", &dir).await;
+    assert_eq!(login.invoke(&post("login.json", json!({"email": "ada@example.com", "password": wrong}))).await.0, 401);
+    assert_eq!(
+        login.invoke(&post("login.json", json!({"email": "ghost@example.com", "password": wrong}))).await.0,
+        401
+    );
+    let (status, tokens) =
+        login.invoke(&post("login.json", json!({"email": "ada@example.com", "password": PASSWORD}))).await;
+    assert_eq!(status, 200, "{tokens}");
+
+    let mut refresh = Function::start(&stack, "RefreshFunction", &dir).await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let second = refresh.invoke(&post("refresh.json", json!({"refresh_token": first}))).await.1;
+    let third = refresh.invoke(&post("refresh.json", json!({"refresh_token": second["refresh_token"]}))).await.1;
+    // An older token: reuse, which revokes the family.
+    assert_eq!(refresh.invoke(&post("refresh.json", json!({"refresh_token": first}))).await.0, 401);
+
+    let mut get_user = Function::start(&stack, "GetUserFunction", &dir).await;
+    let me =
+        tests::fill(&event_json("get-user.me.json"), &[("access_token", tokens["access_token"].as_str().unwrap())]);
+    assert_eq!(get_user.invoke(&me).await.0, 200);
+    let mut health = Function::start(&stack, "HealthFunction", &dir).await;
+    assert_eq!(health.invoke(&event_json("health.json")).await.0, 200);
+
+    let mut logs = String::new();
+    for function in [register, login, refresh, get_user, health] {
+        let output = function.terminate().await;
+        assert!(output.contains("SIGTERM received"), "no shutdown line:\n{output}");
+        logs.push_str(&output);
+    }
+
+    // The capture covers the flows, at TRACE: their events are there, and the functions' debug lines.
+    let configured = logs.lines().filter(|l| l.contains("logging configured") && l.contains(r#""level":"DEBUG""#));
+    assert_eq!(configured.count(), 5, "every process logs at TRACE:\n{logs}");
+    for expected in ["user registered", "login refused", "user logged in", "tokens refreshed", "family revoked"] {
+        assert!(logs.contains(expected), "missing {expected:?} in logs:\n{logs}");
+    }
+    // Every line logged during an invocation (the runtime's span names its request id) names
+    // the client, through the request's span.
+    let requests: Vec<_> = logs.lines().filter(|l| l.contains(r#""requestId""#)).collect();
+    assert!(requests.len() >= 10, "{logs}");
+    for line in requests {
+        assert!(line.contains(SOURCE_IP), "no source IP: {line}");
+    }
+    let items = stack.items().await;
+    let hash = items.iter().find_map(|i| i.get("password_hash")?.as_s().ok().cloned()).unwrap();
+    let token_hashes = items.iter().filter_map(|i| i.get("token_hash")?.as_s().ok().cloned());
+    let secret = |id: &str| {
+        let id = stack.resources.reference(id).unwrap().to_owned();
+        let secrets = stack.secrets.clone();
+        async move { secrets.get_secret_value().secret_id(id).send().await.unwrap().secret_string().unwrap().to_owned() }
+    };
+    let mut forbidden = vec![
+        ("password", PASSWORD.to_owned()),
+        ("wrong password", wrong.to_owned()),
+        ("password hash", hash.clone()),
+        ("argon2 digest", hash.rsplit('$').next().unwrap().to_owned()),
+        ("access token signature", tokens["access_token"].as_str().unwrap().rsplit('.').next().unwrap().to_owned()),
+        ("refresh token", first.clone()),
+        ("rotated refresh token", second["refresh_token"].as_str().unwrap().to_owned()),
+        ("current refresh token", third["refresh_token"].as_str().unwrap().to_owned()),
+        ("signing key", secret("SigningKeySecret").await),
+        ("throttle key", secret("ThrottleKeySecret").await),
+        ("API key", api_key),
+        ("email of a failed login", "ghost@example.com".to_owned()),
+    ];
+    forbidden.extend(token_hashes.map(|h| ("refresh token hash", h)));
+    for (what, value) in forbidden {
+        assert!(!logs.contains(&value), "{what} appears in the logs");
+    }
+}
