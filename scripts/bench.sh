@@ -4,7 +4,7 @@
 # Usage: scripts/bench.sh
 #
 #   1. installs the build tools if missing (scripts/tools.sh --build: zig, the arm64 target);
-#   2. builds the four functions: `cargo build --release` (x86_64, the binaries that run here)
+#   2. builds the five functions: `cargo build --release` (x86_64, the binaries that run here)
 #      and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap;
 #   3. runs the hot-path micro-benchmarks (`cargo bench -p shared`, criterion);
 #   4. starts DynamoDB Local and moto unless they run (stops only what it started), creates a
@@ -15,8 +15,8 @@
 #      .local/bench/results.json. Function logs: .local/bench/<function>.log.
 #
 # Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login), WARM_LIGHT (1000: refresh,
-# get-user), BASELINE_RUNS (1000), SKIP_BUILD=1 (reuse the binaries and zips), SKIP_CRITERION=1
-# (keep the last criterion results), DDB_PORT, MOTO_PORT (as for scripts/emulators.sh).
+# get-user, health), BASELINE_RUNS (1000), SKIP_BUILD=1 (reuse the binaries and zips),
+# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see scripts/emulators.sh).
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 
@@ -30,7 +30,7 @@ case "${1:-}" in
     *) die "unknown argument: $1 (see --help)" ;;
 esac
 
-FUNCTIONS=(register login refresh get-user)
+FUNCTIONS=(register login refresh get-user health)
 BENCH_DIR="$LOCAL_DIR/bench"
 ARTIFACTS="$BENCH_DIR/artifacts"
 cd "$REPO_ROOT"

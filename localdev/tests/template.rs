@@ -47,12 +47,16 @@ fn api_settings() {
     assert_eq!(cors.allow_origin, "*");
     assert_eq!(cors.allow_headers.as_deref(), Some("Content-Type,Authorization,X-Api-Key"));
     assert_eq!(cors.allow_methods.as_deref(), Some("GET,POST,OPTIONS"));
-    for kind in
-        ["THROTTLED", "QUOTA_EXCEEDED", "INVALID_API_KEY", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"]
-    {
+    let kinds = ["THROTTLED", "QUOTA_EXCEEDED", "INVALID_API_KEY", "MISSING_AUTHENTICATION_TOKEN", "WAF_FILTERED"];
+    for kind in kinds.into_iter().chain(["DEFAULT_4XX", "DEFAULT_5XX"]) {
         let response = &api.gateway_responses[kind];
         assert!(response.templates.contains_key("application/json"), "{kind}");
         assert!(response.headers.iter().any(|(h, _)| h == "X-Request-Id"), "{kind}");
+    }
+    // Every gateway response carries the functions' Strict-Transport-Security.
+    for (kind, response) in &api.gateway_responses {
+        let hsts = response.headers.iter().find(|(h, _)| h == "Strict-Transport-Security");
+        assert!(hsts.is_some_and(|(_, v)| format!("{v:?}").contains("max-age=31536000")), "{kind}: {hsts:?}");
     }
     assert_eq!(api.gateway_responses["MISSING_AUTHENTICATION_TOKEN"].status_code, Some(404));
     assert_eq!(api.gateway_responses["THROTTLED"].status_code, Some(429));

@@ -18,6 +18,8 @@ use crate::error::{ApiError, Chain, FieldError};
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
+/// `Strict-Transport-Security` on every response (the gateway's own responses in template.yaml too).
+pub const HSTS: &str = "max-age=31536000";
 
 /// What every response needs from its request.
 #[derive(Debug, Clone)]
@@ -75,6 +77,9 @@ pub fn respond(meta: &RequestMeta, result: Result<Response<Body>, ApiError>) -> 
     // Every body is either about a user or a credential: never let a shared cache keep it.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // HTTPS only, for a year. Not `includeSubDomains`: behind a custom domain, its subdomains
+    // are the operator's to decide.
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     if let Some(origin) = &meta.allow_origin {
         if origin != "*" {
             headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -275,6 +280,37 @@ mod tests {
 
     fn bad_request(body: &str) -> bool {
         matches!(JsonFields::from_slice(body.as_bytes(), FIELDS), Err(ApiError::BadRequest(_)))
+    }
+
+    fn answer(origin: Option<&str>, allowed: Option<&str>) -> http::HeaderMap {
+        let mut request = http::Request::builder().uri("/users/me");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let request: Request = request.body(Body::Empty).unwrap();
+        let meta = RequestMeta::new(&request, allowed);
+        respond(&meta, Err(ApiError::NotFound)).headers().clone()
+    }
+
+    #[test]
+    fn given_any_answer_then_it_is_uncacheable_unsniffable_and_https_only() {
+        let headers = answer(None, None);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+    }
+
+    #[test]
+    fn given_an_origin_when_answering_then_only_the_configured_origin_is_allowed() {
+        let allow = |origin, allowed| answer(origin, allowed).get(header::ACCESS_CONTROL_ALLOW_ORIGIN).cloned();
+        let app = "https://app.example.com";
+        assert_eq!(allow(Some(app), Some("*")).unwrap(), "*");
+        assert_eq!(allow(Some(app), Some(app)).unwrap(), app);
+        assert_eq!(answer(Some(app), Some(app))[header::VARY], "Origin", "a cache must key on the origin");
+        assert!(!answer(Some(app), Some("*")).contains_key(header::VARY));
+        assert_eq!(allow(Some("https://evil.example.com"), Some(app)), None);
+        assert_eq!(allow(None, Some("*")), None, "no Origin, no CORS");
+        assert_eq!(allow(Some(app), None), None, "CORS not configured");
     }
 
     #[test]

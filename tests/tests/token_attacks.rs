@@ -226,3 +226,45 @@ async fn a_token_of_a_deleted_user_is_refused() {
     t.stack.dynamodb.delete_item().table_name(&t.stack.table).key("pk", key).send().await.unwrap();
     t.assert_refused(&t.genuine).await;
 }
+
+#[tokio::test]
+async fn an_empty_subject_is_refused() {
+    let t = target().await;
+    t.assert_refused(&t.with_claims(|c| {
+        c.insert("sub".into(), "".into());
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn a_foreign_algorithm_is_refused_before_any_key_is_looked_up() {
+    // An unknown kid would make the function read Secrets Manager again (at most every 5 s);
+    // a token whose algorithm is not ours must not even get that far.
+    let t = target().await;
+    t.stack.secrets_calls.take();
+    for alg in ["none", "RS256", "ES256", "HS512"] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": "00000000-0000-0000-0000-000000000000"});
+        t.assert_refused(&raw_token(&header, &t.claims(), b"sig")).await;
+    }
+    assert_eq!(t.stack.secrets_calls.take(), 0, "no Secrets Manager call for a foreign algorithm");
+}
+
+#[tokio::test]
+async fn unknown_kids_make_at_most_one_secrets_manager_read_every_five_seconds() {
+    // GIVEN a warm get-user (its key cache fresh)
+    let t = target().await;
+    assert_eq!(parts(t.stack.get_user("me", Some(&t.genuine)).await).0, 200);
+    t.stack.secrets_calls.take();
+    let forged = |i: usize| t.with_header(|h| h.kid = Some(format!("00000000-0000-0000-0000-{i:012}")));
+    // WHEN a token with a made-up kid arrives, then a flood of them
+    t.assert_refused(&forged(0)).await;
+    let first = t.stack.secrets_calls.take();
+    for i in 1..20 {
+        t.assert_refused(&forged(i)).await;
+    }
+    // THEN the first looked for a rotation (the versions AWSPREVIOUS and AWSCURRENT name), and
+    // the flood within the next 5 s made no call at all
+    assert!((1..=3).contains(&first), "{first} Secrets Manager calls for the first unknown kid");
+    assert_eq!(t.stack.secrets_calls.take(), 0, "calls for 19 more unknown kids within 5 s");
+    assert_eq!(parts(t.stack.get_user("me", Some(&t.genuine)).await).0, 200);
+}
