@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Mutation testing of the security-critical code: `cargo mutants` changes shared's tokens.rs,
+# keys.rs, password.rs, domain/ and store/ one mutation at a time and expects a test to fail.
+# Not part of `make test` (hours in all; use shards).
+#
+# Usage: scripts/mutants.sh [K/N]
+#
+#   K/N      run only shard K of N (cargo mutants --shard), e.g. 1/6; default: all mutants
+#
+# Tests run for each mutant: shared's unit tests and the fast integration tests (token attacks,
+# contract, security), against DynamoDB Local and moto, every call through the local IAM check;
+# not the timing, throttle or hostile suites. A mutant's tests time out after MUTANT_TIMEOUT
+# seconds (300). Results: .local/mutants/<shard>/mutants.out/ (caught.txt, missed.txt,
+# timeout.txt, unviable.txt, outcomes.json). SECURITY.md ("Mutation testing") explains every
+# missed mutant that is left. Environment: MUTANT_TIMEOUT, MUTANTS_IAM_PORT (4596), DDB_PORT,
+# MOTO_PORT.
+set -euo pipefail
+
+LOG_TAG=mutants
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+CARGO_MUTANTS_VERSION=27.1.0
+SHARD="${1:-}"
+case "$SHARD" in
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    '' | [0-9]*/[0-9]*) ;;
+    *) die "not a shard: $SHARD (see --help)" ;;
+esac
+PORT="${MUTANTS_IAM_PORT:-4596}"
+name="${SHARD:-all}"
+OUT="$LOCAL_DIR/mutants/${name//\//-of-}"
+cd "$REPO_ROOT"
+
+"$SCRIPTS_DIR/tools.sh"
+MUTANTS="$TOOLS_DIR/cargo/bin/cargo-mutants"
+if ! "$MUTANTS" mutants --version 2>/dev/null | grep -qx "cargo-mutants $CARGO_MUTANTS_VERSION"; then
+    log "installing cargo-mutants $CARGO_MUTANTS_VERSION into .tools/cargo"
+    cargo install --quiet --locked "cargo-mutants@$CARGO_MUTANTS_VERSION" --root "$TOOLS_DIR/cargo"
+fi
+
+STARTED_FILE="$(mktemp)"
+check_pid=""
+cleanup() {
+    if [ -n "$check_pid" ]; then kill -TERM "$check_pid" 2>/dev/null || true; wait "$check_pid" 2>/dev/null || true; fi
+    local started
+    started="$(cat "$STARTED_FILE" 2>/dev/null || true)"
+    # shellcheck disable=SC2086 # one emulator name per word
+    if [ -n "$started" ]; then "$SCRIPTS_DIR/emulators.sh" stop $started || true; fi
+    rm -f "$STARTED_FILE"
+}
+trap cleanup EXIT
+EMULATORS_STARTED_FILE="$STARTED_FILE" "$SCRIPTS_DIR/emulators.sh" start
+eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+
+# cargo mutants builds in a copy of the tree without .tools/ or .local/, where the tests could not
+# run the SAM transform themselves: they use this IAM check instead.
+cargo build --quiet -p localdev
+port_open "$PORT" && die "port $PORT is in use (MUTANTS_IAM_PORT)"
+mkdir -p "$OUT"
+target/debug/localdev iam-proxy --listen "127.0.0.1:$PORT" 2>"$OUT/iam-check.log" </dev/null &
+check_pid=$!
+for _ in $(seq 1 100); do port_open "$PORT" && break; sleep 0.1; done
+port_open "$PORT" || die "the IAM check did not start"
+export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$PORT"
+
+args=(
+    --package shared
+    --file shared/src/tokens.rs --file shared/src/keys.rs --file shared/src/password.rs
+    --file 'shared/src/domain/*.rs' --file 'shared/src/store/*.rs'
+    --test-package shared --test-package tests
+    --cargo-test-arg=--lib
+    --cargo-test-arg=--test=token_attacks --cargo-test-arg=--test=contract --cargo-test-arg=--test=security
+    --timeout "${MUTANT_TIMEOUT:-300}"
+    --output "$OUT"
+)
+if [ -n "$SHARD" ]; then args+=(--shard "$SHARD"); fi
+start="$(now_ms)"
+status=0
+"$MUTANTS" mutants "${args[@]}" || status=$?
+log "shard ${SHARD:-all}: $((($(now_ms) - start) / 1000)) s; results in ${OUT#"$REPO_ROOT"/}/mutants.out"
+for kind in caught missed timeout unviable; do
+    printf '%s: %s\n' "$kind" "$(wc -l <"$OUT/mutants.out/$kind.txt" 2>/dev/null || echo 0)"
+done
+# cargo mutants exits 2 when mutants were missed, 3 on timeouts: a report, not a failure here.
+case "$status" in 0 | 2 | 3) exit 0 ;; *) exit "$status" ;; esac
