@@ -93,7 +93,7 @@ while read -r n function statement action; do
         verdict="SURVIVED: no test failed"
         survivors=$((survivors + 1))
     else
-        failed="$(grep -m1 -E '^test .* FAILED$' "$OUT/$n.log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/' || true)"
+        failed="$(grep -m1 -oE '^---- [^ ]+ stdout ----' "$OUT/$n.log" | sed -E 's/^---- ([^ ]+) stdout ----$/\1/' || true)"
         verdict="killed by ${failed:-a failing test (see $OUT/$n.log)}"
     fi
     kill -TERM "$check_pid" 2>/dev/null || true
