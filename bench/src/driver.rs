@@ -14,10 +14,10 @@ use tokio::process::{Child, Command};
 
 use crate::baseline::Measurement;
 use crate::procfs;
-use crate::proxy::{Call, CallLog, CountingProxy, Counts, Service};
+use crate::proxy::{round_trips, Call, CallLog, CountingProxy, Counts, Service};
 use localdev::runtime::{Outcome, RuntimeApi, Signal};
 
-/// The four functions, in the order they run (each needs what the one before produced).
+/// The functions, in the order they run (each needs what the one before produced).
 pub const FUNCTIONS: [&str; 5] = ["register", "login", "refresh", "get-user", "health"];
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
 const PASSWORD: &str = "correct horse battery staple";
@@ -53,28 +53,20 @@ pub struct Options {
     pub baseline_runs: usize,
 }
 
+/// The fewest and the most calls (and round trips) seen per invocation.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CallRange {
-    pub dynamodb_min: usize,
-    pub dynamodb_max: usize,
-    pub secrets_manager_min: usize,
-    pub secrets_manager_max: usize,
+    pub min: Counts,
+    pub max: Counts,
 }
 
 impl CallRange {
     fn add(&mut self, counts: Counts, first: bool) {
         if first {
-            *self = Self {
-                dynamodb_min: counts.dynamodb,
-                dynamodb_max: counts.dynamodb,
-                secrets_manager_min: counts.secrets_manager,
-                secrets_manager_max: counts.secrets_manager,
-            };
+            *self = Self { min: counts, max: counts };
         } else {
-            self.dynamodb_min = self.dynamodb_min.min(counts.dynamodb);
-            self.dynamodb_max = self.dynamodb_max.max(counts.dynamodb);
-            self.secrets_manager_min = self.secrets_manager_min.min(counts.secrets_manager);
-            self.secrets_manager_max = self.secrets_manager_max.max(counts.secrets_manager);
+            self.min = self.min.zip(counts, usize::min);
+            self.max = self.max.zip(counts, usize::max);
         }
     }
 }
@@ -84,9 +76,11 @@ impl CallRange {
 pub struct InitBreakdown {
     /// Spawn → first AWS request (process start, telemetry, config, SDK config, clients).
     pub before_first_call_ms: f64,
-    /// Time the AWS calls of init were outstanding at the proxy (emulator time included).
+    /// Time at least one AWS call of init was outstanding at the proxy (emulator time included;
+    /// concurrent calls count once).
     pub in_calls_ms: f64,
-    /// Everything else (connection set-up to the proxy, key decoding, runtime start-up).
+    /// Everything else: between and after the calls (key decoding, the graceful-shutdown
+    /// extension's registration, runtime start-up). With no AWS call, all of init is "before".
     pub other_ms: f64,
 }
 
@@ -114,7 +108,7 @@ pub struct FunctionResult {
     pub warm_calls: CallRange,
     pub sizes: BTreeMap<String, Size>,
     /// The reference operation, measured right after the function: one argon2id hash for
-    /// register and login, the DynamoDB call alone for refresh and get-user.
+    /// register and login, the DynamoDB call alone for refresh and get-user; none for health.
     pub reference: Option<Measurement>,
 }
 
@@ -324,7 +318,8 @@ fn breakdown(spawned: Instant, polled: Instant, calls: &[Call]) -> InitBreakdown
         return InitBreakdown { before_first_call_ms: total, in_calls_ms: 0.0, other_ms: 0.0 };
     };
     let before = ms(first.duration_since(spawned));
-    let in_calls: f64 = calls.iter().map(|c| ms(c.answered.duration_since(c.arrived))).sum();
+    // The union of the calls' intervals: login and refresh read their two secrets concurrently.
+    let in_calls: f64 = round_trips(calls).iter().map(|(start, end)| ms(end.duration_since(*start))).sum();
     InitBreakdown {
         before_first_call_ms: before,
         in_calls_ms: in_calls,
@@ -550,13 +545,15 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             result.reference = Some(measure_baseline(options, harness.spec(name)?, op, &flow, proxies).await?);
         }
         let median = crate::report::percentile(&result.warm_ms, 50.0);
+        let reference = match (op, &result.reference) {
+            (Some(op), Some(r)) => format!("{op}: {:.3} ms", r.cpu_ms),
+            _ => "none".to_owned(),
+        };
         eprintln!(
             "bench: {name}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
-             (reference {}: {:.3} ms)",
+             (reference {reference})",
             result.init_ms.last().copied().unwrap_or_default(),
             result.warm_cpu_ms,
-            op.unwrap_or("none"),
-            result.reference.as_ref().map_or(f64::NAN, |r| r.cpu_ms)
         );
         results.functions.push(result);
     }

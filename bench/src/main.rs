@@ -58,7 +58,7 @@ struct RunArgs {
     /// Warm invocations of register and login (one argon2id hash each).
     #[arg(long, default_value_t = 200)]
     warm_heavy: usize,
-    /// Warm invocations of refresh and get-user (more, for CPU resolution).
+    /// Warm invocations of refresh, get-user and health (more, for CPU resolution).
     #[arg(long, default_value_t = 1000)]
     warm_light: usize,
     /// Operations per reference measurement (argon2id: a fifth of it, at least 20).

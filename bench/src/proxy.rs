@@ -3,7 +3,7 @@
 //! The functions reach DynamoDB and Secrets Manager through it (`AWS_ENDPOINT_URL_DYNAMODB`,
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER`), so every AWS call they make is logged with its operation
 //! (the `X-Amz-Target` header) and the times it arrived and was answered. The driver drains the
-//! log at invocation boundaries to count calls per invocation.
+//! log at invocation boundaries to count calls and round trips per invocation.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -50,18 +50,49 @@ impl CallLog {
     }
 }
 
-/// Calls per service in a slice of the log.
+/// Calls per service in a slice of the log, and the sequential round trips they took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     pub dynamodb: usize,
     pub secrets_manager: usize,
+    pub round_trips: usize,
 }
 
 impl Counts {
     pub fn of(calls: &[Call]) -> Self {
         let count = |service| calls.iter().filter(|c| c.service == service).count();
-        Self { dynamodb: count(Service::DynamoDb), secrets_manager: count(Service::SecretsManager) }
+        Self {
+            dynamodb: count(Service::DynamoDb),
+            secrets_manager: count(Service::SecretsManager),
+            round_trips: round_trips(calls).len(),
+        }
     }
+
+    /// `f` applied field by field.
+    pub fn zip(self, other: Self, f: fn(usize, usize) -> usize) -> Self {
+        Self {
+            dynamodb: f(self.dynamodb, other.dynamodb),
+            secrets_manager: f(self.secrets_manager, other.secrets_manager),
+            round_trips: f(self.round_trips, other.round_trips),
+        }
+    }
+}
+
+/// The sequential round trips in `calls`, each as (first arrival, last answer). Calls whose
+/// intervals at the proxy overlap were in flight together, so they cost one round trip: sorted
+/// by arrival, a call that arrives before the current group's latest answer joins the group.
+/// (A call made after another's answer always arrives after it is logged as answered.)
+pub fn round_trips(calls: &[Call]) -> Vec<(Instant, Instant)> {
+    let mut calls: Vec<&Call> = calls.iter().collect();
+    calls.sort_by_key(|c| c.arrived);
+    let mut trips: Vec<(Instant, Instant)> = Vec::new();
+    for call in calls {
+        match trips.last_mut() {
+            Some((_, end)) if call.arrived < *end => *end = (*end).max(call.answered),
+            _ => trips.push((call.arrived, call.answered)),
+        }
+    }
+    trips
 }
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
@@ -122,4 +153,29 @@ async fn forward(
     let body = body.collect().await?.to_bytes();
     log.push(Call { service, operation, arrived, answered: Instant::now() });
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn given_overlapping_calls_when_counting_then_they_are_one_round_trip() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let call = |from, to| Call {
+            service: Service::DynamoDb,
+            operation: String::new(),
+            arrived: at(from),
+            answered: at(to),
+        };
+        // Login: two concurrent calls (logged in answer order), then one after both answers.
+        let login = [call(1, 5), call(0, 3), call(6, 9)];
+        assert_eq!(round_trips(&login), [(at(0), at(5)), (at(6), at(9))]);
+        assert_eq!(Counts::of(&login), Counts { dynamodb: 3, secrets_manager: 0, round_trips: 2 });
+        // A call joins a group it overlaps through another member only.
+        assert_eq!(round_trips(&[call(0, 3), call(2, 6), call(5, 8)]).len(), 1);
+        assert!(round_trips(&[]).is_empty());
+    }
 }
