@@ -250,3 +250,17 @@ impl ThrottleKeys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_signing_key_when_debug_printed_then_the_kid_shows_and_the_secret_does_not() {
+        let key = SigningKey::new("v1", b"a-signing-secret-of-at-least-32-bytes").unwrap();
+
+        let printed = format!("{key:?}");
+
+        assert_eq!(printed, r#"SigningKey { kid: "v1", .. }"#);
+    }
+}

@@ -349,3 +349,24 @@ async fn given_a_warm_function_when_secrets_manager_goes_down_then_the_cached_ke
     // The cache had expired: each function did try Secrets Manager, then used the key it had.
     assert!(stack.secrets_proxy().count(GET_SECRET_VALUE) >= MAX_ATTEMPTS, "{:?}", stack.secrets_proxy().counts());
 }
+
+#[tokio::test]
+async fn given_secrets_manager_failing_while_the_previous_key_is_read_then_503_not_a_401_that_logs_out() {
+    // GIVEN a token signed with the key that a rotation has just labelled AWSPREVIOUS
+    let mut stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let access = token(&stack.login_user(EMAIL, PASSWORD).await, "access_token").to_owned();
+    let rotated: String = "r".repeat(64);
+    stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(rotated).send().await.unwrap();
+    // AND a new get-user instance that has read only the current key
+    stack.get_user = stack.token_services("GetUserFunction");
+    stack.get_user.tokens.keys().prefetch().await;
+
+    // WHEN every attempt of its AWSPREVIOUS read fails
+    stack.secrets_proxy().inject(Fault::ServerError(503).on(GET_SECRET_VALUE).times(MAX_ATTEMPTS));
+
+    // THEN the token is not taken for unknown: 503 with Retry-After, and once Secrets Manager
+    // answers again the same token verifies
+    assert_unavailable(stack.get_user("me", Some(&access)).await);
+    assert_success(stack.get_user("me", Some(&access)).await, 200);
+}

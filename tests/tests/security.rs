@@ -289,3 +289,35 @@ async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_
     assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), new_version);
     assert_eq!(parts(stack.get_user("me", refreshed["access_token"].as_str()).await).0, 200);
 }
+
+/// A secret's value shorter than the 32 bytes HS256 and HMAC-SHA256 keys need (RFC 7518 §3.2).
+async fn put_short_value(stack: &Stack, secret_id: &str) {
+    stack.secrets.put_secret_value().secret_id(secret_id).secret_string("k".repeat(31)).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn given_a_key_secret_shorter_than_32_bytes_when_logging_in_then_a_generic_500_and_nothing_counted() {
+    // GIVEN a user, and a throttle-key secret that an operator set to 31 bytes
+    let mut stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let throttle_secret = stack.resources.reference("ThrottleKeySecret").unwrap().to_owned();
+    put_short_value(&stack, &throttle_secret).await;
+
+    // WHEN a new login instance starts and serves a request
+    stack.login = stack.login_deps();
+    let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
+
+    // THEN it refuses the weak key: a generic 500 that names no internals, and no attempt counted
+    let (_, problem) = assert_problem(response, 500);
+    assert!(!problem.to_string().contains("bytes"), "{problem}");
+    assert!(!stack.keys().await.iter().any(|k| k.starts_with("FAILURES#")));
+
+    // AND the same for a 31-byte signing key, once the throttle key is long enough again
+    let valid: String = "t".repeat(32);
+    stack.secrets.put_secret_value().secret_id(&throttle_secret).secret_string(valid).send().await.unwrap();
+    put_short_value(&stack, &stack.secret_id).await;
+    stack.login = stack.login_deps();
+    let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    assert_problem(response, 500);
+    assert!(!stack.keys().await.iter().any(|k| k.starts_with("SESSION#")), "no session without a usable key");
+}
