@@ -197,6 +197,25 @@ mod tests {
         assert_eq!((dummy.m_cost(), dummy.t_cost(), dummy.p_cost()), (live.m_cost(), live.t_cost(), live.p_cost()));
     }
 
+    #[test]
+    fn given_stored_hashes_when_compared_then_only_an_older_algorithm_version_or_lower_cost_is_weaker() {
+        let salt_and_digest = "c2VydmVybGVzcy1hdXRoLWR1bW15$Nq9mo6yjSLdtuH8B0JdzwqT3LaWSbqbd4ZHmJrDlhmk";
+        let cases = [
+            ("argon2id$v=19$m=19456,t=2,p=1", false),
+            ("argon2id$v=19$m=65536,t=2,p=1", false),
+            ("argon2id$v=19$m=19456,t=3,p=1", false),
+            ("argon2id$v=19$m=19456,t=2,p=2", false),
+            ("argon2id$v=19$m=19455,t=2,p=1", true),
+            ("argon2id$v=19$m=65536,t=1,p=4", true),
+            ("argon2id$v=16$m=19456,t=2,p=1", true),
+            ("argon2i$v=19$m=19456,t=2,p=1", true),
+        ];
+        for (prefix, weaker) in cases {
+            let stored = format!("${prefix}${salt_and_digest}");
+            assert_eq!(is_weaker_than_current(&PasswordHash::new(&stored).unwrap()), weaker, "{stored}");
+        }
+    }
+
     #[tokio::test]
     async fn given_a_weaker_stored_hash_when_logging_in_then_a_current_hash_is_returned() {
         let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(4096, 1, 1, None).unwrap())

@@ -40,11 +40,13 @@ pub enum Fault {
     LoseResponse,
 }
 
-/// A fault for some requests: all of them, or only one operation's, and only `times` of them.
+/// A fault for some requests: all of them, or only one operation's, after the first `after` of
+/// them, and only `times` of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     fault: Fault,
     operation: Option<String>,
+    after: usize,
     times: Option<usize>,
 }
 
@@ -58,6 +60,12 @@ impl Plan {
     /// Only the next `n` matching requests.
     pub fn times(mut self, n: usize) -> Self {
         self.times = Some(n);
+        self
+    }
+
+    /// Not the first `n` matching requests: they pass through.
+    pub fn after(mut self, n: usize) -> Self {
+        self.after = n;
         self
     }
 }
@@ -74,7 +82,7 @@ impl Fault {
 
 impl From<Fault> for Plan {
     fn from(fault: Fault) -> Self {
-        Self { fault, operation: None, times: None }
+        Self { fault, operation: None, after: 0, times: None }
     }
 }
 
@@ -85,13 +93,18 @@ struct State {
 }
 
 impl State {
-    /// Counts the request and picks the first plan that applies to it, using one of its `times`.
+    /// Counts the request and picks the first plan that applies to it, using one of its `after`
+    /// or `times`.
     fn on_request(&mut self, operation: &str) -> Option<Fault> {
         *self.counts.entry(operation.to_owned()).or_default() += 1;
         let plan = self
             .plans
             .iter_mut()
             .find(|plan| plan.times != Some(0) && plan.operation.as_deref().is_none_or(|wanted| wanted == operation))?;
+        if plan.after > 0 {
+            plan.after -= 1;
+            return None;
+        }
         if let Some(left) = plan.times.as_mut() {
             *left -= 1;
         }

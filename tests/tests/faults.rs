@@ -302,6 +302,27 @@ async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refre
     assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
 }
 
+#[tokio::test]
+async fn given_a_replayed_token_and_a_failing_revocation_when_refreshing_then_503_and_the_retry_revokes() {
+    // GIVEN a family whose first token was spent (strict mode: no grace window)
+    let stack = Stack::with_proxies(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let spent = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
+    let current = assert_success(stack.refresh_with(&spent).await, 200);
+
+    // WHEN the spent token is replayed: the rotation is refused as reuse, and every attempt of
+    // the revocation that follows fails
+    stack.dynamodb_proxy().inject(Fault::ServerError(500).on(UPDATE_ITEM).after(1));
+    assert_unavailable(stack.refresh_with(&spent).await);
+
+    // THEN nothing pretends the family is revoked: it is not yet, and the replay, retried, revokes it
+    assert!(!only_session(&stack).await.contains_key("revoked_at"));
+    stack.dynamodb_proxy().pass_through();
+    assert_problem(stack.refresh_with(&spent).await, 401);
+    assert!(only_session(&stack).await.contains_key("revoked_at"));
+    assert_problem(stack.refresh_with(token(&current, "refresh_token")).await, 401);
+}
+
 // --- Secrets Manager -----------------------------------------------------------------------------
 
 #[tokio::test]
