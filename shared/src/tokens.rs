@@ -100,7 +100,8 @@ impl AccessTokens {
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
-        // Without this, a token lacking `aud` or `iss` would pass the checks above.
+        // `AccessClaims` already requires these (jsonwebtoken deserializes the claims before it
+        // checks this list); the list keeps them required should a field ever become optional.
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map_err(|e| ApiError::InvalidAccessToken(reason(&e)))?
@@ -123,8 +124,8 @@ fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
         ErrorKind::InvalidSignature => "bad signature",
         ErrorKind::InvalidIssuer => "wrong issuer",
         ErrorKind::InvalidAudience => "wrong audience",
-        ErrorKind::MissingRequiredClaim(_) => "missing claim",
-        ErrorKind::InvalidAlgorithm => "unexpected algorithm",
+        // Neither `InvalidAlgorithm` (the header's `alg` is checked before decoding) nor
+        // `MissingRequiredClaim` (the claims type requires them first): both are "malformed".
         _ => "malformed",
     }
 }
@@ -261,36 +262,88 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn given_tampered_or_incomplete_tokens_when_verifying_then_each_is_invalid() {
+    async fn given_tampered_or_incomplete_tokens_when_verifying_then_each_is_invalid_for_its_own_reason() {
         let now = crate::now_epoch();
         let mut cases = Vec::new();
         for missing in ["iss", "aud", "sub", "exp"] {
             let mut c = claims(now);
             c.as_object_mut().unwrap().remove(missing);
-            cases.push((format!("missing {missing}"), forge(&header(), &c, SECRET)));
+            // `AccessClaims` requires all four, and jsonwebtoken deserializes the claims before it
+            // checks the required-claims list: the type refuses them first.
+            cases.push((format!("missing {missing}"), forge(&header(), &c, SECRET), "malformed"));
         }
+        let mut other_alg = header();
+        other_alg.alg = Algorithm::HS384;
+        cases.push(("HS384".into(), forge(&other_alg, &claims(now), SECRET), "unexpected algorithm"));
         let mut wrong_typ = header();
         wrong_typ.typ = Some("JWT".into());
-        cases.push(("typ JWT".into(), forge(&wrong_typ, &claims(now), SECRET)));
+        cases.push(("typ JWT".into(), forge(&wrong_typ, &claims(now), SECRET), "not an access token"));
+        let mut no_kid = header();
+        no_kid.kid = None;
+        cases.push(("no kid".into(), forge(&no_kid, &claims(now), SECRET), "no kid"));
         let mut unknown_kid = header();
         unknown_kid.kid = Some("v1".into());
-        cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), SECRET)));
-        cases.push(("other key".into(), forge(&header(), &claims(now), b"another-key-another-key-another-key!!")));
+        cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), SECRET), "unknown kid"));
+        let other_key = b"another-key-another-key-another-key!!";
+        cases.push(("other key".into(), forge(&header(), &claims(now), other_key), "bad signature"));
         let mut expired = claims(now - 3600);
         expired["iat"] = (now - 3600).into();
-        cases.push(("expired".into(), forge(&header(), &expired, SECRET)));
+        cases.push(("expired".into(), forge(&header(), &expired, SECRET), "expired"));
+        let mut not_yet = claims(now);
+        not_yet["nbf"] = (now + 600).into();
+        cases.push(("nbf in future".into(), forge(&header(), &not_yet, SECRET), "not yet valid"));
         let mut future = claims(now);
         future["iat"] = (now + 600).into();
-        cases.push(("iat in future".into(), forge(&header(), &future, SECRET)));
+        cases.push(("iat in future".into(), forge(&header(), &future, SECRET), "issued in the future"));
+        let mut wrong_iss = claims(now);
+        wrong_iss["iss"] = "https://elsewhere.test".into();
+        cases.push(("wrong iss".into(), forge(&header(), &wrong_iss, SECRET), "wrong issuer"));
         let mut wrong_aud = claims(now);
         wrong_aud["aud"] = "someone-else".into();
-        cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, SECRET)));
-        cases.push(("garbage".into(), "not.a.jwt".into()));
-        cases.push(("huge".into(), "a".repeat(MAX_TOKEN_BYTES + 1)));
-        for (name, token) in cases {
+        cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, SECRET), "wrong audience"));
+        let mut empty_sub = claims(now);
+        empty_sub["sub"] = "".into();
+        cases.push(("empty sub".into(), forge(&header(), &empty_sub, SECRET), "empty subject"));
+        let mut sub_number = claims(now);
+        sub_number["sub"] = 7.into();
+        cases.push(("sub a number".into(), forge(&header(), &sub_number, SECRET), "malformed"));
+        cases.push(("garbage".into(), "not.a.jwt".into(), "malformed header"));
+        cases.push(("huge".into(), "a".repeat(MAX_TOKEN_BYTES + 1), "token too long"));
+        for (name, token, reason) in cases {
             let result = tokens().verify(&token, now).await;
-            assert!(matches!(result, Err(ApiError::InvalidAccessToken(_))), "{name}: {result:?}");
+            assert!(matches!(result, Err(ApiError::InvalidAccessToken(r)) if r == reason), "{name}: {result:?}");
         }
+    }
+
+    /// A token that verifies, of exactly `len` bytes: padded with a claim the verifier ignores,
+    /// and a `cty` header of 0 to 3 bytes (base64url has no encoding of 4k + 1 characters).
+    fn valid_token_of(len: usize, now: i64) -> String {
+        for cty in ["", "a", "ab", "abc"] {
+            let mut header = header();
+            header.cty = (!cty.is_empty()).then(|| cty.to_owned());
+            for pad in (len * 3 / 4).saturating_sub(300).. {
+                let mut padded = claims(now);
+                padded["pad"] = "p".repeat(pad).into();
+                let token = forge(&header, &padded, SECRET);
+                match token.len().cmp(&len) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => return token,
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+        panic!("no token of {len} bytes");
+    }
+
+    #[tokio::test]
+    async fn given_valid_tokens_around_8_kib_when_verifying_then_the_limit_is_exactly_8192_bytes() {
+        let now = crate::now_epoch();
+        let at_limit = valid_token_of(8192, now);
+        let over = valid_token_of(8193, now);
+
+        assert_eq!(tokens().verify(&at_limit, now).await.unwrap().sub, "user-1");
+        let refused = tokens().verify(&over, now).await;
+        assert!(matches!(refused, Err(ApiError::InvalidAccessToken("token too long"))), "{refused:?}");
     }
 
     #[test]
