@@ -7,9 +7,10 @@
 #
 #   K/N      run only shard K of N, K from 0 to N-1 (cargo mutants --shard), e.g. 0/8; default: all
 #
-# Tests run for each mutant: shared's unit tests and the fast integration tests (token attacks,
-# contract, security, and faults, which proves the key cache's outage handling), against DynamoDB
-# Local and moto, every call through the local IAM check; not the timing, throttle or hostile suites. A mutant's tests time out after MUTANT_TIMEOUT
+# Tests run for each mutant: shared's unit and property tests and the fast integration tests (token
+# attacks, contract, security, and faults, which proves the key cache's outage handling), against
+# DynamoDB Local and moto, every call through the local IAM check; not the timing, throttle or
+# hostile suites. A mutant's tests time out after MUTANT_TIMEOUT
 # seconds (300). Results: .local/mutants/<shard>/mutants.out/ (caught.txt, missed.txt,
 # timeout.txt, unviable.txt, outcomes.json). SECURITY.md ("Mutation testing") explains every
 # missed mutant that is left. Environment: MUTANT_TIMEOUT, MUTANTS_IAM_PORT (4596), DDB_PORT,
@@ -67,7 +68,7 @@ export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$PORT"
 # cargo mutants' own baseline tests only the mutated package (shared), where `--test=contract`
 # does not exist; so the baseline runs here, on the unmutated tree, with the same test targets
 # (`--workspace`, as `make test` builds, so its build is reused), and cargo mutants skips its own.
-tests=(--lib --test=token_attacks --test=contract --test=security --test=faults)
+tests=(--lib --test=properties --test=token_attacks --test=contract --test=security --test=faults)
 log "baseline: the selected tests on the unmutated tree"
 start="$(now_ms)"
 cargo test --quiet --workspace "${tests[@]}" >"$OUT/baseline.log" 2>&1 \
