@@ -53,6 +53,7 @@ async fn invoke(event: &Value) -> (u16, Value) {
         "/login" => "login",
         "/refresh" => "refresh",
         "/users/{id}" => "get-user",
+        "/health" => "health",
         other => panic!("no function for {other}"),
     };
     let url = format!("{}/2015-03-31/functions/{function}/invocations", env("E2E_LAMBDA_URL"));
