@@ -364,6 +364,11 @@ async fn given_a_warm_function_when_secrets_manager_goes_down_then_the_cached_ke
     stack.secrets_proxy().inject(Fault::ServerError(503));
 
     let fresh = assert_success(login(&stack, PASSWORD).await, 200);
+    let tried = stack.secrets_proxy().count(GET_SECRET_VALUE);
+    assert_success(login(&stack, PASSWORD).await, 200);
+    // A failed refresh waits a few seconds before the next try: an outage does not add the SDK's
+    // retries to every request.
+    assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), tried, "the second login went back to Secrets Manager");
     assert_success(stack.get_user("me", Some(token(&tokens, "access_token"))).await, 200);
     assert_success(stack.get_user("me", Some(token(&fresh, "access_token"))).await, 200);
     assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
