@@ -315,6 +315,26 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn given_iat_at_the_leeway_and_one_second_beyond_when_verifying_then_only_the_first_is_accepted() {
+        // GIVEN two tokens issued by a clock ahead of ours, by the leeway and by one second more
+        let now = crate::now_epoch();
+        let ahead = |seconds: i64| {
+            let mut c = claims(now);
+            c["iat"] = (now + seconds).into();
+            forge(&header(), &c, SECRET)
+        };
+        let leeway = LEEWAY_SECONDS as i64;
+
+        // WHEN verified now
+        let at_leeway = tokens().verify(&ahead(leeway), now).await;
+        let beyond = tokens().verify(&ahead(leeway + 1), now).await;
+
+        // THEN the skew the leeway allows passes, one second more is refused
+        assert!(at_leeway.is_ok(), "{at_leeway:?}");
+        assert!(matches!(beyond, Err(ApiError::InvalidAccessToken("issued in the future"))), "{beyond:?}");
+    }
+
     /// A token that verifies, of exactly `len` bytes: padded with a claim the verifier ignores,
     /// and a `cty` header of 0 to 3 bytes (base64url has no encoding of 4k + 1 characters).
     fn valid_token_of(len: usize, now: i64) -> String {
