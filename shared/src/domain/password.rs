@@ -191,9 +191,10 @@ fn context_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `s` is its first `unit` characters repeated at least twice, the last copy possibly cut short.
+/// Whether `s` is its first `unit` (≥ 1) characters repeated at least twice, the last copy
+/// possibly cut short.
 fn repeats(s: &[char], unit: usize) -> bool {
-    unit > 0 && s.len() >= 2 * unit && (unit..s.len()).all(|i| s[i] == s[i - unit])
+    s.len() >= 2 * unit && (unit..s.len()).all(|i| s[i] == s[i - unit])
 }
 
 /// How many characters of `s` lie in runs (see [`NewPassword::parse`]).
@@ -319,6 +320,10 @@ mod tests {
             "tangerine submarine 42",
             "another fine passphrase",
             "🐈🌙🎻🍋🚲🦊🌵🎲🧊🪁🐙🍄🎈🧭🦉",
+            // Random punctuation around a skeleton too short for any rule ("qx"), and around one
+            // copy and a bit of a unit ("k9wk9": a repeat needs two whole copies).
+            "q]%~'{;)`?<=,^x/",
+            "k]9%w~k'{9;)`?<=",
         ] {
             assert_accepted(raw);
         }
