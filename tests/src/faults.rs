@@ -38,6 +38,9 @@ pub enum Fault {
     Close,
     /// Forwards the request, then closes the connection: the write happened, the answer is lost.
     LoseResponse,
+    /// `400` `TransactionCanceledException` whose reasons are these codes, one per item, as
+    /// DynamoDB cancels a transaction (`TransactionConflict`: another request was writing an item).
+    Canceled(&'static [&'static str]),
 }
 
 /// A fault for some requests: all of them, or only one operation's, after the first `after` of
@@ -206,6 +209,16 @@ async fn handle(
         )),
         Some(Fault::Hang) => std::future::pending().await,
         Some(Fault::Close) => Err(format!("fault: closing the connection on {operation}").into()),
+        Some(Fault::Canceled(codes)) => {
+            let reasons: Vec<_> = codes.iter().map(|code| serde_json::json!({"Code": code})).collect();
+            let kind = "com.amazonaws.dynamodb.v20120810#TransactionCanceledException";
+            let body = serde_json::json!({
+                "__type": kind,
+                "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
+                "CancellationReasons": reasons,
+            });
+            Ok(json_response(StatusCode::BAD_REQUEST, kind, body))
+        }
         Some(Fault::LoseResponse) => {
             forward(request, &client, &upstream).await?;
             Err(format!("fault: dropping the answer to {operation}").into())
@@ -231,7 +244,11 @@ async fn forward(
 
 /// An AWS JSON-protocol error, as DynamoDB sends it.
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"__type": kind, "message": message}).to_string();
+    json_response(status, kind, serde_json::json!({"__type": kind, "message": message}))
+}
+
+fn json_response(status: StatusCode, kind: &str, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let body = body.to_string();
     Response::builder()
         .status(status)
         .header("content-type", "application/x-amz-json-1.0")

@@ -220,6 +220,39 @@ async fn given_a_failing_registration_write_when_registering_then_neither_item_e
 }
 
 #[tokio::test]
+async fn given_transaction_conflicts_when_registering_then_retried_up_to_three_attempts_and_only_for_conflicts() {
+    // GIVEN the email item's write conflicting with another request's, as DynamoDB cancels it
+    let stack = Stack::with_proxies(&[]).await;
+    let conflict = Fault::Canceled(&["None", "TransactionConflict"]);
+
+    // WHEN the conflict happens twice THEN the third attempt creates the account
+    stack.dynamodb_proxy().inject(conflict.on(TRANSACT_WRITE_ITEMS).times(2));
+    assert_success(register(&stack).await, 201);
+    assert_users_consistent(&stack, 1).await;
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 3);
+
+    // WHEN it lasts THEN 503 after three attempts
+    stack.dynamodb_proxy().reset_counts();
+    stack.dynamodb_proxy().inject(conflict.on(TRANSACT_WRITE_ITEMS));
+    assert_unavailable(
+        stack.post("register", &json!({"email": "other@example.com", "password": PASSWORD, "name": "Bo"})).await,
+    );
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 3);
+
+    // WHEN a cancellation has another cause THEN no retry (it would fail the same way) and a
+    // generic 500: a fault, not contention
+    stack.dynamodb_proxy().pass_through();
+    stack.dynamodb_proxy().reset_counts();
+    stack.dynamodb_proxy().inject(Fault::Canceled(&["None", "ValidationError"]).on(TRANSACT_WRITE_ITEMS));
+    let response =
+        stack.post("register", &json!({"email": "third@example.com", "password": PASSWORD, "name": "Cy"})).await;
+    let (_, problem) = assert_problem(response, 500);
+    assert_eq!(problem["detail"], "The request could not be processed.");
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 1);
+    assert_users_consistent(&stack, 1).await;
+}
+
+#[tokio::test]
 async fn given_a_lost_answer_to_the_registration_write_when_the_sdk_retries_then_201_not_409() {
     let stack = Stack::with_proxies(&[]).await;
     stack.dynamodb_proxy().inject(Fault::LoseResponse.on(TRANSACT_WRITE_ITEMS).times(1));
@@ -247,6 +280,18 @@ async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then
     // Neither half of the transaction happened: the reserved attempt still counts.
     let records = items(&stack, "FAILURES#").await;
     assert_eq!(records[0]["total"].as_n().unwrap(), "2", "{records:?}");
+}
+
+#[tokio::test]
+async fn given_the_session_write_conflicting_with_another_login_when_logging_in_then_503_and_a_retry_works() {
+    // GIVEN an account, and a concurrent request writing its throttle record during the session write
+    let stack = Stack::with_proxies(&[]).await;
+    assert_success(register(&stack).await, 201);
+    stack.dynamodb_proxy().inject(Fault::Canceled(&["None", "TransactionConflict"]).on(TRANSACT_WRITE_ITEMS).times(1));
+
+    // WHEN logging in THEN contention answers 503 with Retry-After (not a 500), and the retry logs in
+    assert_unavailable(login(&stack, PASSWORD).await);
+    assert_success(login(&stack, PASSWORD).await, 200);
 }
 
 #[tokio::test]

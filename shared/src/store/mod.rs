@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -70,6 +71,29 @@ fn unless_condition_failed<T>(
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => Ok(()),
         Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
+    }
+}
+
+type TransactionError = SdkError<TransactWriteItemsError, HttpResponse>;
+
+/// A cancelled transaction's reasons, one code per item in order (`None` for an item that was
+/// fine); empty for any other error.
+fn cancellation_reasons(error: &TransactionError) -> Vec<String> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            e.cancellation_reasons().iter().map(|r| r.code().unwrap_or_default().to_owned()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A failed transaction as a dependency error. A conflict with another request writing one of
+/// its items is contention, not a fault: transient (503 with `Retry-After`), like a throttle.
+fn transaction_failed(error: TransactionError) -> DependencyError {
+    if cancellation_reasons(&error).iter().any(|code| code == "TransactionConflict") {
+        DependencyError::Unavailable { service: SERVICE, source: Box::new(error) }
+    } else {
+        DependencyError::from_sdk(SERVICE, error)
     }
 }
 

@@ -6,7 +6,10 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, key, number, session_key, to_item, unless_condition_failed, ReservedAttempt, Store, SERVICE};
+use super::{
+    from_item, key, number, session_key, to_item, transaction_failed, unless_condition_failed, ReservedAttempt, Store,
+    SERVICE,
+};
 use crate::error::DependencyError;
 
 #[derive(Serialize, Deserialize)]
@@ -107,7 +110,7 @@ impl Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| DependencyError::from_sdk(SERVICE, e))
+            .map_err(transaction_failed)
     }
 
     /// Replaces the family's current token hash by the presented token's successor in one

@@ -1,10 +1,12 @@
 //! Users and their credentials.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{email_key, key, to_item, unless_condition_failed, user_key, Store, SERVICE};
+use super::{
+    cancellation_reasons, email_key, key, to_item, transaction_failed, unless_condition_failed, user_key, Store,
+    SERVICE,
+};
 use crate::domain::Email;
 use crate::error::DependencyError;
 
@@ -85,20 +87,13 @@ impl Store {
                 .send()
                 .await;
             let Err(error) = result else { return Ok(Registration::Created) };
-            let reasons: Vec<String> = error
-                .as_service_error()
-                .and_then(|e| match e {
-                    TransactWriteItemsError::TransactionCanceledException(e) => Some(e),
-                    _ => None,
-                })
-                .map(|e| e.cancellation_reasons().iter().map(|r| r.code().unwrap_or_default().to_owned()).collect())
-                .unwrap_or_default();
+            let reasons = cancellation_reasons(&error);
             match reasons.get(1).map(String::as_str) {
                 Some("ConditionalCheckFailed") => return Ok(Registration::EmailTaken),
                 _ if reasons.iter().any(|r| r == "TransactionConflict") && attempt < TRANSACTION_ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
                 }
-                _ => return Err(DependencyError::from_sdk(SERVICE, error)),
+                _ => return Err(transaction_failed(error)),
             }
         }
         unreachable!("the last attempt always returns")
