@@ -7,14 +7,15 @@
 #
 #   K/N      run only shard K of N, K from 0 to N-1 (cargo mutants --shard), e.g. 0/8; default: all
 #
-# Tests run for each mutant: shared's unit and property tests and the fast integration tests (token
-# attacks, contract, security, and faults, which proves the key cache's outage handling), against
-# DynamoDB Local and moto, every call through the local IAM check; not the timing, throttle or
-# hostile suites. A mutant's tests time out after MUTANT_TIMEOUT
-# seconds (300). Results: .local/mutants/<shard>/mutants.out/ (caught.txt, missed.txt,
+# Tests run for each mutant: shared's unit and property tests and the integration tests that prove
+# this code (token attacks, contract, security, hostile, throttle, and faults, which proves the key
+# cache's outage handling), against DynamoDB Local and moto, every call through the local IAM
+# check; not the timing suite (latency comparisons, meaningless under a mutant). A mutant's tests
+# time out after MUTANT_TIMEOUT seconds (300). Results: .local/mutants/<shard>/mutants.out/ (caught.txt, missed.txt,
 # timeout.txt, unviable.txt, outcomes.json). SECURITY.md ("Mutation testing") explains every
-# missed mutant that is left. Environment: MUTANT_TIMEOUT, MUTANTS_IAM_PORT (4596), DDB_PORT,
-# MOTO_PORT.
+# missed mutant that is left. Environment: MUTANTS_RE (test only the mutants whose names match
+# this regex, e.g. to re-check missed ones: results in .local/mutants/selected/), MUTANT_TIMEOUT,
+# MUTANTS_IAM_PORT (4596), DDB_PORT, MOTO_PORT.
 set -euo pipefail
 
 LOG_TAG=mutants
@@ -24,12 +25,13 @@ LOG_TAG=mutants
 CARGO_MUTANTS_VERSION=27.1.0
 SHARD="${1:-}"
 case "$SHARD" in
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     '' | [0-9]*/[0-9]*) ;;
     *) die "not a shard: $SHARD (see --help)" ;;
 esac
 PORT="${MUTANTS_IAM_PORT:-4596}"
 name="${SHARD:-all}"
+if [ -n "${MUTANTS_RE:-}" ]; then name="selected"; fi
 OUT="$LOCAL_DIR/mutants/${name//\//-of-}"
 cd "$REPO_ROOT"
 
@@ -68,7 +70,8 @@ export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$PORT"
 # cargo mutants' own baseline tests only the mutated package (shared), where `--test=contract`
 # does not exist; so the baseline runs here, on the unmutated tree, with the same test targets
 # (`--workspace`, as `make test` builds, so its build is reused), and cargo mutants skips its own.
-tests=(--lib --test=properties --test=token_attacks --test=contract --test=security --test=faults)
+tests=(--lib --test=properties --test=token_attacks --test=contract --test=security --test=hostile
+    --test=throttle --test=faults)
 log "baseline: the selected tests on the unmutated tree"
 start="$(now_ms)"
 cargo test --quiet --workspace "${tests[@]}" >"$OUT/baseline.log" 2>&1 \
@@ -85,6 +88,7 @@ args=(
 )
 for arg in "${tests[@]}"; do args+=("--cargo-test-arg=$arg"); done
 if [ -n "$SHARD" ]; then args+=(--shard "$SHARD"); fi
+if [ -n "${MUTANTS_RE:-}" ]; then args+=(--re "$MUTANTS_RE"); fi
 start="$(now_ms)"
 status=0
 # Without debug info in the mutants' copy: linking the test binaries is most of a mutant's build.
