@@ -209,3 +209,33 @@ async fn given_failure_records_then_neither_emails_nor_networks_are_stored_in_cl
     let expected = key.failure_key(&shared::domain::Email::parse("ghost@example.com").unwrap());
     assert_eq!(records[0]["pk"].as_s().unwrap(), expected.as_str());
 }
+
+#[tokio::test]
+async fn given_a_failure_then_a_success_then_the_record_expires_a_year_after_each_by_dynamodb_ttl() {
+    // GIVEN an account
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let expires_in = |records: Vec<HashMap<String, AttributeValue>>| {
+        records[0]["expires_at"].as_n().unwrap().parse::<i64>().unwrap() - shared::now_epoch()
+    };
+    let lifetime = shared::throttle::RECORD_LIFETIME_SECONDS;
+
+    // WHEN a wrong password is tried THEN its record lives a year (longer than any delay or the
+    // refresh-token lifetime that makes a network known), then DynamoDB deletes it
+    assert_problem(login(&stack, "ada@example.com", WRONG).await, 401);
+    assert!((expires_in(failure_records(&stack).await) - lifetime).abs() < 10);
+
+    // WHEN the right password clears it THEN the cleared record lives a year from then
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", failure_records(&stack).await[0]["pk"].clone())
+        .update_expression("SET expires_at = :soon")
+        .expression_attribute_values(":soon", AttributeValue::N((shared::now_epoch() + 60).to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parts(login(&stack, "ada@example.com", PASSWORD).await).0, 200);
+    assert!((expires_in(failure_records(&stack).await) - lifetime).abs() < 10);
+}
