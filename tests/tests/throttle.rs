@@ -102,6 +102,13 @@ async fn given_more_failures_then_the_delay_doubles_and_is_capped_at_fifteen_min
         let seconds = retry_after(&headers);
         assert!(seconds <= expected && seconds + 2 >= expected, "{failed} failures: {seconds}");
     }
+    // The wait runs from the last attempt, for the network's own count: having waited long
+    // enough for a smaller count is not enough.
+    set_network(&stack, HOME, 10, 20).await;
+    let (headers, _) = assert_problem(login(&stack, "ada@example.com", PASSWORD).await, 429);
+    assert!((11..=12).contains(&retry_after(&headers)), "{headers:?}");
+    set_network(&stack, HOME, 10, 33).await;
+    assert_eq!(parts(login(&stack, "ada@example.com", PASSWORD).await).0, 200);
 }
 
 #[tokio::test]
@@ -238,4 +245,39 @@ async fn given_a_failure_then_a_success_then_the_record_expires_a_year_after_eac
         .unwrap();
     assert_eq!(parts(login(&stack, "ada@example.com", PASSWORD).await).0, 200);
     assert!((expires_in(failure_records(&stack).await) - lifetime).abs() < 10);
+}
+
+#[tokio::test]
+async fn given_networks_known_long_ago_and_recently_when_logging_in_then_only_the_stale_one_is_forgotten() {
+    // GIVEN a record naming two other networks where the account logged in: one 100 days ago
+    // (beyond the refresh-token lifetime: no longer known), one an hour ago
+    let stack = Stack::new().await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    assert_problem(login(&stack, "ada@example.com", WRONG).await, 401);
+    let key = throttle_key(&stack).await;
+    let known = |ip: &str| format!("k_{}", key.network_id(&Network::of(Some(ip))).as_str());
+    let (stale, recent, home) = (known("203.0.113.9"), known("192.0.2.9"), known(HOME));
+    let now = shared::now_epoch();
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", failure_records(&stack).await[0]["pk"].clone())
+        .update_expression("SET #stale = :stale, #recent = :recent")
+        .expression_attribute_names("#stale", &stale)
+        .expression_attribute_names("#recent", &recent)
+        .expression_attribute_values(":stale", AttributeValue::N((now - 100 * 86_400).to_string()))
+        .expression_attribute_values(":recent", AttributeValue::N((now - 3_600).to_string()))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the account logs in from its home network
+    assert_eq!(parts(login(&stack, "ada@example.com", PASSWORD).await).0, 200);
+
+    // THEN the stale network is forgotten, the recent one kept, and home is known from now on
+    let record = failure_records(&stack).await.remove(0);
+    assert!(!record.contains_key(&stale), "{record:?}");
+    assert!(record.contains_key(&recent), "{record:?}");
+    assert!(record.contains_key(&home), "{record:?}");
 }
