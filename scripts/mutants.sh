@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the security-critical code: `cargo mutants` changes shared's tokens.rs,
 # keys.rs, password.rs, domain/ and store/ one mutation at a time and expects a test to fail.
-# Not part of `make test` (hours in all; use shards).
+# Not part of `make test` (about an hour for all on 2 cores; shards split it).
 #
 # Usage: scripts/mutants.sh [K/N]
 #
