@@ -82,6 +82,33 @@ async fn given_concurrent_refreshes_of_one_token_in_strict_mode_then_exactly_one
 }
 
 #[tokio::test]
+async fn given_strict_mode_and_a_rotation_stamped_after_the_replay_s_clock_then_the_replay_revokes() {
+    // GIVEN strict mode and a token just rotated by a request whose clock read a later second
+    // than the one replaying it (concurrent requests straddling a second, or instances' clocks)
+    let stack = Stack::with_env(STRICT).await;
+    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let spent = stack.login_user("ada@example.com", PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(parts(stack.refresh_with(&spent).await).0, 200);
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", session_item(&stack).await["pk"].clone())
+        .update_expression("SET rotated_at = :later")
+        .expression_attribute_values(":later", AttributeValue::N((shared::now_epoch() + 5).to_string()))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the spent token is presented again
+    let replay = stack.refresh_with(&spent).await;
+
+    // THEN it is a reuse, as any replay in strict mode: 401 and the family revoked
+    assert_problem(replay, 401);
+    assert!(session_item(&stack).await.contains_key("revoked_at"));
+}
+
+#[tokio::test]
 async fn given_concurrent_refreshes_of_one_token_within_the_grace_window_then_one_rotation_and_one_token() {
     // GIVEN the default 10 s grace window
     let stack = Arc::new(Stack::new().await);

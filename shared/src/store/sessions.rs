@@ -157,7 +157,10 @@ impl Store {
                 };
                 let Some(old) = failed.item().cloned() else { return Ok(Rotation::Unknown) };
                 let old: SessionItem = from_item(old)?;
-                let just_replaced = old.previous_hash.as_deref() == Some(token.hash)
+                // `grace > 0` on its own: a rotation stamped with a later second than our `now`
+                // (a concurrent request's clock) gives a negative age, which is below any window.
+                let just_replaced = grace > 0
+                    && old.previous_hash.as_deref() == Some(token.hash)
                     && old.token_hash == token.successor_hash
                     && old.rotated_at.is_some_and(|at| now - at < grace);
                 Ok(if old.revoked_at.is_some() {
