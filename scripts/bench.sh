@@ -83,19 +83,7 @@ if [ "${SKIP_CRITERION:-}" != 1 ]; then
 fi
 
 # Emulators: start what is not running; stop on exit only what this script started.
-STARTED_FILE="$(mktemp)"
-cleanup() {
-    local started
-    started="$(cat "$STARTED_FILE" 2>/dev/null || true)"
-    if [ -n "$started" ]; then
-        # shellcheck disable=SC2086 # one emulator name per word
-        "$SCRIPTS_DIR/emulators.sh" stop $started || true
-    fi
-    rm -f "$STARTED_FILE"
-}
-trap cleanup EXIT
-EMULATORS_STARTED_FILE="$STARTED_FILE" "$SCRIPTS_DIR/emulators.sh" start
-eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+start_emulators_until_exit
 
 LOCAL_STACK="bench-$$-$(date +%s)"
 export LOCAL_STACK

@@ -29,19 +29,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 "$SCRIPTS_DIR/tools.sh"
-STARTED_FILE="$(mktemp)"
-check_pid=""
-cleanup() {
-    if [ -n "$check_pid" ]; then kill -TERM "$check_pid" 2>/dev/null || true; wait "$check_pid" 2>/dev/null || true; fi
-    local started
-    started="$(cat "$STARTED_FILE" 2>/dev/null || true)"
-    # shellcheck disable=SC2086 # one emulator name per word
-    if [ -n "$started" ]; then "$SCRIPTS_DIR/emulators.sh" stop $started || true; fi
-    rm -f "$STARTED_FILE"
-}
-trap cleanup EXIT
-EMULATORS_STARTED_FILE="$STARTED_FILE" "$SCRIPTS_DIR/emulators.sh" start
-eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+start_emulators_until_exit
 
 log "building localdev and the integration tests"
 cargo build --quiet -p localdev
@@ -86,9 +74,8 @@ while read -r n function statement action; do
     start="$(now_ms)"
     target/debug/localdev iam-proxy --template "$OUT/$n.json" --listen "127.0.0.1:$PORT" \
         2>"$OUT/$n.check.log" </dev/null &
-    check_pid=$!
-    for _ in $(seq 1 100); do port_open "$PORT" && break; sleep 0.1; done
-    port_open "$PORT" || die "the IAM check for mutant $n did not start (see $OUT/$n.check.log)"
+    CHECK_PID=$!
+    wait_for_port "$PORT" "the IAM check for mutant $n" "$OUT/$n.check.log"
     if LOCAL_IAM_ENDPOINT="http://127.0.0.1:$PORT" cargo test --quiet -p tests --tests >"$OUT/$n.log" 2>&1; then
         verdict="SURVIVED: no test failed"
         survivors=$((survivors + 1))
@@ -96,9 +83,7 @@ while read -r n function statement action; do
         failed="$(grep -m1 -oE '^---- [^ ]+ stdout ----' "$OUT/$n.log" | sed -E 's/^---- ([^ ]+) stdout ----$/\1/' || true)"
         verdict="killed by ${failed:-a failing test (see $OUT/$n.log)}"
     fi
-    kill -TERM "$check_pid" 2>/dev/null || true
-    wait "$check_pid" 2>/dev/null || true
-    check_pid=""
+    stop_check
     printf '%-18s statement %s  %-32s %s (%d s)\n' "$function" "$statement" "$action" "$verdict" \
         "$((($(now_ms) - start) / 1000))"
 done <"$OUT/manifest"

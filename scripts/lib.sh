@@ -58,3 +58,42 @@ hash_inputs() {
         done
     } | sha256sum | cut -d' ' -f1
 }
+
+# wait_for_port PORT WHAT [LOG]: waits up to 10 s for PORT to accept connections, else prints LOG
+# (if given) and dies saying WHAT did not start.
+wait_for_port() {
+    local port="$1" what="$2" log_file="${3:-}"
+    for _ in $(seq 1 100); do port_open "$port" && return 0; sleep 0.1; done
+    if [ -n "$log_file" ]; then cat -- "$log_file" >&2 || true; fi
+    die "$what did not start on port $port"
+}
+
+# start_emulators_until_exit: starts DynamoDB Local and moto unless they are serving, exports
+# their endpoints, and sets an EXIT trap that stops only what it started, and the process whose
+# pid is in CHECK_PID (a script's IAM check), if any. For scripts that use no other EXIT trap.
+CHECK_PID=""
+start_emulators_until_exit() {
+    EMULATORS_STARTED="$(mktemp)"
+    trap stop_what_this_script_started EXIT
+    EMULATORS_STARTED_FILE="$EMULATORS_STARTED" "$SCRIPTS_DIR/emulators.sh" start
+    eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+}
+
+# shellcheck disable=SC2317 # runs from the EXIT trap
+stop_what_this_script_started() {
+    stop_check
+    local started
+    started="$(cat "$EMULATORS_STARTED" 2>/dev/null || true)"
+    # shellcheck disable=SC2086 # one emulator name per word
+    if [ -n "$started" ]; then "$SCRIPTS_DIR/emulators.sh" stop $started || true; fi
+    rm -f "$EMULATORS_STARTED"
+}
+
+# stop_check: stops the process in CHECK_PID, if any, and waits for it.
+stop_check() {
+    if [ -n "$CHECK_PID" ]; then
+        kill -TERM "$CHECK_PID" 2>/dev/null || true
+        wait "$CHECK_PID" 2>/dev/null || true
+        CHECK_PID=""
+    fi
+}

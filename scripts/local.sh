@@ -83,8 +83,7 @@ if [ -z "${LOCAL_IAM_ENDPOINT:-}" ]; then
     export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$IAM_PORT"
     setsid "$LOCALDEV" iam-proxy --listen "127.0.0.1:$IAM_PORT" </dev/null &
     children+=("$!")
-    for _ in $(seq 1 100); do port_open "$IAM_PORT" && break; sleep 0.1; done
-    port_open "$IAM_PORT" || die "the IAM check did not start on port $IAM_PORT"
+    wait_for_port "$IAM_PORT" "the IAM check"
 fi
 
 # cargo runs each function through `localdev run-function`, which gives the process exactly the
@@ -102,8 +101,7 @@ port_open "$LAMBDA_PORT" || die "cargo lambda watch did not start on port $LAMBD
 setsid "$LOCALDEV" gateway --template template.yaml --listen "127.0.0.1:$API_PORT" \
     --lambda "http://127.0.0.1:$LAMBDA_PORT" --api-key "$API_KEY" </dev/null &
 children+=("$!")
-for _ in $(seq 1 100); do port_open "$API_PORT" && break; sleep 0.1; done
-port_open "$API_PORT" || die "the local API gateway did not start on port $API_PORT"
+wait_for_port "$API_PORT" "the local API gateway"
 
 cat >&2 <<EOF
 

@@ -42,19 +42,7 @@ if ! "$MUTANTS" mutants --version 2>/dev/null | grep -qx "cargo-mutants $CARGO_M
     cargo install --quiet --locked "cargo-mutants@$CARGO_MUTANTS_VERSION" --root "$TOOLS_DIR/cargo"
 fi
 
-STARTED_FILE="$(mktemp)"
-check_pid=""
-cleanup() {
-    if [ -n "$check_pid" ]; then kill -TERM "$check_pid" 2>/dev/null || true; wait "$check_pid" 2>/dev/null || true; fi
-    local started
-    started="$(cat "$STARTED_FILE" 2>/dev/null || true)"
-    # shellcheck disable=SC2086 # one emulator name per word
-    if [ -n "$started" ]; then "$SCRIPTS_DIR/emulators.sh" stop $started || true; fi
-    rm -f "$STARTED_FILE"
-}
-trap cleanup EXIT
-EMULATORS_STARTED_FILE="$STARTED_FILE" "$SCRIPTS_DIR/emulators.sh" start
-eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+start_emulators_until_exit
 
 # cargo mutants builds in a copy of the tree without .tools/ or .local/, where the tests could not
 # run the SAM transform themselves: they use this IAM check instead.
@@ -62,9 +50,8 @@ cargo build --quiet -p localdev
 port_open "$PORT" && die "port $PORT is in use (MUTANTS_IAM_PORT)"
 mkdir -p "$OUT"
 target/debug/localdev iam-proxy --listen "127.0.0.1:$PORT" 2>"$OUT/iam-check.log" </dev/null &
-check_pid=$!
-for _ in $(seq 1 100); do port_open "$PORT" && break; sleep 0.1; done
-port_open "$PORT" || die "the IAM check did not start"
+CHECK_PID=$!
+wait_for_port "$PORT" "the IAM check" "$OUT/iam-check.log"
 export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$PORT"
 
 # cargo mutants' own baseline tests only the mutated package (shared), where `--test=contract`

@@ -69,8 +69,7 @@ port_open "$IAM_PORT" && die "port $IAM_PORT is in use (TEST_IAM_PORT)"
 target/debug/localdev iam-proxy --listen "127.0.0.1:$IAM_PORT" --record "$iam_record" \
     2>"$LOCAL_DIR/iam-check.log" </dev/null &
 iam_pid=$!
-for _ in $(seq 1 100); do port_open "$IAM_PORT" && break; sleep 0.1; done
-port_open "$IAM_PORT" || { cat "$LOCAL_DIR/iam-check.log" >&2; die "the IAM check did not start"; }
+wait_for_port "$IAM_PORT" "the IAM check" "$LOCAL_DIR/iam-check.log"
 export LOCAL_IAM_ENDPOINT="http://127.0.0.1:$IAM_PORT"
 
 log "unit and integration tests"
