@@ -4,19 +4,19 @@
 
 ## Run the whole API locally on http://127.0.0.1:3000 (Ctrl-C stops it).
 local:
-	@scripts/local.sh
+	@dev/scripts/local.sh
 
 ## Run the whole test suite: template lint, clippy, unit, integration and end-to-end tests.
 test:
-	@scripts/test.sh
+	@dev/scripts/test.sh
 
 ## Lint template.yaml only.
 lint:
-	@scripts/tools.sh && scripts/lint-template.sh
+	@dev/scripts/tools.sh && dev/scripts/lint-template.sh
 
 fmt:
 	cargo fmt --all
 
 ## Check the deployable arm64 bootstraps (sam build): glibc <= 2.34, one invocation each under qemu.
 artifacts:
-	@scripts/check-artifacts.sh
+	@dev/scripts/check-artifacts.sh

@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the functions' hot paths: JWT sign and verify, refresh-token generation
 //! and hashing, request decoding and validation, response encoding, and one argon2id hash at the
-//! configured parameters. Run with `cargo bench -p shared` (release profile); `scripts/bench.sh`
+//! configured parameters. Run with `cargo bench -p shared` (release profile); `dev/scripts/bench.sh`
 //! puts the results in `docs/performance.md`.
 
 use std::hint::black_box;

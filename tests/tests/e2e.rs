@@ -1,6 +1,6 @@
 //! End-to-end: the real function processes under the Lambda runtime emulator (`cargo lambda
 //! watch`), and the local API (`localdev gateway`) over HTTP. `make test` starts both (through
-//! `scripts/local.sh`) and runs these with `--ignored`, setting:
+//! `dev/scripts/local.sh`) and runs these with `--ignored`, setting:
 //!   E2E_LAMBDA_URL  the runtime emulator's invoke endpoint, e.g. http://127.0.0.1:9100
 //!   E2E_API_URL     the local API, e.g. http://127.0.0.1:3100
 //!   E2E_API_KEY     the API key the local API accepts

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark the functions and regenerate docs/performance.md.
 #
-# Usage: scripts/bench.sh
+# Usage: dev/scripts/bench.sh
 #
-#   1. installs the build tools if missing (scripts/tools.sh --build: zig, the arm64 target);
+#   1. installs the build tools if missing (dev/scripts/tools.sh --build: zig, the arm64 target);
 #   2. builds the five functions: `cargo build --release` (x86_64, the binaries that run here)
 #      and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap;
 #   3. runs the hot-path micro-benchmarks (`cargo bench -p shared`, criterion);
@@ -16,7 +16,7 @@
 #
 # Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login), WARM_LIGHT (1000: refresh,
 # get-user, health), BASELINE_RUNS (1000), SKIP_BUILD=1 (reuse the binaries and zips),
-# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see scripts/emulators.sh).
+# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see dev/scripts/emulators.sh).
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 

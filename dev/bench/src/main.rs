@@ -1,9 +1,9 @@
-//! `bench`: the benchmark driver behind `scripts/bench.sh`.
+//! `bench`: the benchmark driver behind `dev/scripts/bench.sh`.
 //!
 //! `bench run` runs each function's release bootstrap under a local Lambda Runtime API against
 //! the emulators (through counting proxies) and writes `docs/performance.md`; `bench invoke`
 //! invokes each deployable bootstrap once (e.g. `sam build`'s arm64 ones under qemu-user, for
-//! `scripts/check-artifacts.sh`); `bench baseline` is the child process that measures the
+//! `dev/scripts/check-artifacts.sh`); `bench baseline` is the child process that measures the
 //! reference operations.
 
 mod baseline;

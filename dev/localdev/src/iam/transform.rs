@@ -1,4 +1,4 @@
-//! The SAM transform, run offline by `scripts/sam_transform.py` (aws-sam-translator, as `sam
+//! The SAM transform, run offline by `dev/scripts/sam_transform.py` (aws-sam-translator, as `sam
 //! deploy` uses it), cached per template content.
 
 use std::path::{Path, PathBuf};
@@ -10,11 +10,11 @@ use crate::error::{template_error, Error, Result};
 
 /// The repository this tool belongs to: its scripts and installed tools.
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The CloudFormation template SAM makes of `template` (JSON, parameters kept as `Ref`s), in
-/// `.local/iam/`. Needs the tools `scripts/tools.sh` installs. A template that is CloudFormation
+/// `.local/iam/`. Needs the tools `dev/scripts/tools.sh` installs. A template that is CloudFormation
 /// already (JSON without a `Transform`) is used as it is.
 pub fn transformed(template: &Path) -> Result<PathBuf> {
     let text = std::fs::read(template).map_err(|source| Error::Io { path: template.to_owned(), source })?;
@@ -31,12 +31,12 @@ pub fn transformed(template: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io { path: out_dir.clone(), source })?;
     let python = repo_root().join(".tools/venv/bin/python");
     if !python.is_file() {
-        return Err(template_error(format!("{} missing: run scripts/tools.sh first", python.display())));
+        return Err(template_error(format!("{} missing: run dev/scripts/tools.sh first", python.display())));
     }
     // Write under a unique name first: several processes may transform the same template at once.
     let partial = out_dir.join(format!("transformed-{name}.{}.tmp", std::process::id()));
     let output = Command::new(&python)
-        .arg(repo_root().join("scripts/sam_transform.py"))
+        .arg(repo_root().join("dev/scripts/sam_transform.py"))
         .arg(template)
         .arg(&partial)
         .output()

@@ -1,5 +1,5 @@
 //! `create_table` against DynamoDB Local. Needs the emulators, as `make test` provides:
-//! `scripts/emulators.sh start && eval "$(scripts/emulators.sh env)" && cargo test -p localdev --test dynamodb`
+//! `dev/scripts/emulators.sh start && eval "$(dev/scripts/emulators.sh env)" && cargo test -p localdev --test dynamodb`
 
 use aws_sdk_dynamodb::types::{BillingModeSummary, TimeToLiveStatus};
 use localdev::Template;
@@ -7,7 +7,7 @@ use localdev::Template;
 async fn client() -> aws_sdk_dynamodb::Client {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok() || std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL_DYNAMODB is not set: run `eval \"$(scripts/emulators.sh env)\"` first"
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run `eval \"$(dev/scripts/emulators.sh env)\"` first"
     );
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     aws_sdk_dynamodb::Client::new(&config)
@@ -16,7 +16,7 @@ async fn client() -> aws_sdk_dynamodb::Client {
 #[tokio::test]
 async fn creates_the_template_table_with_ttl() {
     let client = client().await;
-    let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
     let name = format!("localdev-test-{}", uuid::Uuid::new_v4());
     template
         .create_table(&client, &name)

@@ -4,11 +4,11 @@
 # IAM check holding that mutant, and expect a test to fail. Not part of `make test` (about one
 # integration-test run per granted action).
 #
-# Usage: scripts/iam-mutants.sh
+# Usage: dev/scripts/iam-mutants.sh
 #
 # Prints one line per mutant (function, statement, action removed, the first failing test, time)
 # and exits non-zero if any mutant survived (no test failed without that action). Logs:
-# .local/iam-mutants/<n>.log. Environment: DDB_PORT, MOTO_PORT (as scripts/emulators.sh),
+# .local/iam-mutants/<n>.log. Environment: DDB_PORT, MOTO_PORT (as dev/scripts/emulators.sh),
 # MUTANT_IAM_PORT (4598).
 set -euo pipefail
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lint template.yaml offline (no AWS credentials, no network), with the tools installed by
-# scripts/tools.sh in .tools/venv:
+# dev/scripts/tools.sh in .tools/venv:
 #   1. cfn-lint on the SAM template;
-#   2. offline SAM -> CloudFormation transform (scripts/sam_transform.py) written to
+#   2. offline SAM -> CloudFormation transform (dev/scripts/sam_transform.py) written to
 #      .local/template.transformed.json, then cfn-lint on that output. cfn-lint alone misses
 #      some errors in SAM templates (e.g. a !Ref to a missing resource in Globals or in a
 #      policy) that show up on the generated CloudFormation. W3005 is ignored there only:
@@ -10,11 +10,11 @@
 #   3. sam validate --lint.
 # Runs every step, then exits non-zero if any failed, naming the failed steps.
 #
-# Usage: scripts/lint-template.sh [TEMPLATE]   (default: template.yaml at the repository root)
+# Usage: dev/scripts/lint-template.sh [TEMPLATE]   (default: template.yaml at the repository root)
 set -euo pipefail
 
 LOG_TAG=lint-template
-# shellcheck source=scripts/lib.sh
+# shellcheck source=dev/scripts/lib.sh
 . "$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
 
 TEMPLATE="${1:-$REPO_ROOT/template.yaml}"
@@ -24,7 +24,7 @@ BIN="$VENV_DIR/bin"
 [ -f "$TEMPLATE" ] || die "template not found: $TEMPLATE"
 TEMPLATE="$(cd -- "$(dirname -- "$TEMPLATE")" && pwd -P)/$(basename -- "$TEMPLATE")"
 for tool in cfn-lint sam python; do
-    [ -x "$BIN/$tool" ] || die "$BIN/$tool missing: run scripts/tools.sh first"
+    [ -x "$BIN/$tool" ] || die "$BIN/$tool missing: run dev/scripts/tools.sh first"
 done
 mkdir -p -- "$LOCAL_DIR"
 

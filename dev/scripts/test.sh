@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make test`: the whole test suite, from a clean checkout with nothing running.
 #
-#   1. installs the local tools if missing (scripts/tools.sh);
+#   1. installs the local tools if missing (dev/scripts/tools.sh);
 #   2. starts DynamoDB Local and moto unless they are already serving;
 #   3. lints template.yaml (cfn-lint, offline SAM transform + cfn-lint, sam validate --lint);
 #   4. checks formatting and clippy;
 #   5. starts the local IAM check (`localdev iam-proxy`), which records every decision;
 #   6. runs every unit and integration test (cargo test --workspace), the functions' AWS calls
 #      going through that check;
-#   7. starts the local API (scripts/local.sh: cargo lambda watch + localdev gateway) on spare
+#   7. starts the local API (dev/scripts/local.sh: cargo lambda watch + localdev gateway) on spare
 #      ports with its own stack and the same check, and runs the end-to-end tests against it;
 #   8. runs the function binaries under a Lambda Runtime API at TRACE and checks their output
 #      holds no secret (tests/tests/runtime.rs);

@@ -2,7 +2,7 @@
 # Common helpers for the scripts in this directory. Source it; do not run it.
 #
 # Defines:
-#   REPO_ROOT   repository root (parent of scripts/)
+#   REPO_ROOT   repository root (two levels above dev/scripts/)
 #   SCRIPTS_DIR this directory
 #   TOOLS_DIR   $REPO_ROOT/.tools  (installed tools, gitignored)
 #   LOCAL_DIR   $REPO_ROOT/.local  (runtime state: pids, logs; gitignored)
@@ -10,7 +10,7 @@
 #   NODE_DIR    $TOOLS_DIR/node
 
 SCRIPTS_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
-REPO_ROOT="$(cd -- "$SCRIPTS_DIR/.." && pwd -P)"
+REPO_ROOT="$(cd -- "$SCRIPTS_DIR/../.." && pwd -P)"
 TOOLS_DIR="$REPO_ROOT/.tools"
 LOCAL_DIR="$REPO_ROOT/.local"
 VENV_DIR="$TOOLS_DIR/venv"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make local`: the whole API on http://127.0.0.1:$API_PORT, as the deployed API Gateway serves it.
 #
-# Installs what is missing (scripts/tools.sh), starts DynamoDB Local and moto unless they are
+# Installs what is missing (dev/scripts/tools.sh), starts DynamoDB Local and moto unless they are
 # already serving, creates the stack's table and secrets from template.yaml, starts the local IAM
 # check (`localdev iam-proxy`: every AWS call of a function is held to that function's statements
 # in the template), runs the functions under a real Lambda runtime emulator (`cargo lambda watch`,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use localdev::{LocalStack, QuotaPeriod, StackResources, Template, Throttle};
 
 fn template_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }
 
 fn load(overrides: &str) -> localdev::Result<Template> {

@@ -66,7 +66,7 @@ async fn gateway() -> Gateway {
             tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
     });
-    let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let template = Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
     let options = GatewayOptions {
         lambda_endpoint: format!("http://{addr}"),
         api_keys: vec!["k-0123456789abcdef".into()],

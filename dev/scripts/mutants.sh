@@ -3,7 +3,7 @@
 # keys.rs, password.rs, domain/ and store/ one mutation at a time and expects a test to fail.
 # Not part of `make test` (about an hour for all on 2 cores; shards split it).
 #
-# Usage: scripts/mutants.sh [K/N]
+# Usage: dev/scripts/mutants.sh [K/N]
 #
 #   K/N      run only shard K of N, K from 0 to N-1 (cargo mutants --shard), e.g. 0/8; default: all
 #

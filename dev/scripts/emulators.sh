@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Start/stop the local AWS emulators: DynamoDB Local and moto_server (Secrets Manager).
 #
-# Usage: scripts/emulators.sh start|stop|status|env
+# Usage: dev/scripts/emulators.sh start|stop|status|env
 #
-#   start   install tools if needed (scripts/tools.sh), then start DynamoDB Local on
+#   start   install tools if needed (dev/scripts/tools.sh), then start DynamoDB Local on
 #           $DDB_PORT (8000) and moto_server on 127.0.0.1:$MOTO_PORT (5000), each only if
 #           its port is not already serving; waits until both answer real requests.
 #           Only emulators launched here get a pid file in .local/, so `stop` never
@@ -12,7 +12,7 @@
 #           stop the emulators recorded by `start` (whole process groups), or only the
 #           named ones; idempotent.
 #   status  print what is serving; exit 0 when both emulators answer, 1 otherwise.
-#   env     print export lines for the AWS SDKs:  eval "$(scripts/emulators.sh env)"
+#   env     print export lines for the AWS SDKs:  eval "$(dev/scripts/emulators.sh env)"
 #
 # Environment: DDB_PORT (8000), MOTO_PORT (5000), EMULATOR_START_TIMEOUT (60 seconds),
 # EMULATORS_STARTED_FILE (optional: `start` writes the names of the emulators it launched
@@ -135,7 +135,7 @@ launch() {
     printf '=== %s: starting %s on port %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(svc_name "$svc")" "$port" >"$logf"
     case "$svc" in
         ddb)
-            dir="$(ddb_dir)" || die "DynamoDBLocal.jar not found under $NODE_DIR (run scripts/tools.sh)"
+            dir="$(ddb_dir)" || die "DynamoDBLocal.jar not found under $NODE_DIR (run dev/scripts/tools.sh)"
             DDB_LOCAL_TELEMETRY=0 spawn "$pidf" "$logf" java -Xmx512m \
                 "-Djava.library.path=$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
                 -inMemory -sharedDb -disableTelemetry -port "$port"

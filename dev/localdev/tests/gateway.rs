@@ -80,7 +80,7 @@ struct Running {
 async fn start(overrides: &str) -> Running {
     let (lambda, events) = fake_lambda().await;
     let template =
-        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), overrides).unwrap();
+        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"), overrides).unwrap();
     let options = GatewayOptions {
         lambda_endpoint: lambda,
         api_keys: vec![KEY.into()],
@@ -255,7 +255,7 @@ fn direct(overrides: &str) -> Gateway {
 
 fn direct_to(lambda: &str, overrides: &str) -> Gateway {
     let template =
-        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), overrides).unwrap();
+        Template::load_with_overrides(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"), overrides).unwrap();
     let options = GatewayOptions {
         lambda_endpoint: lambda.into(),
         api_keys: vec![KEY.into(), "second-key-0123456789".into()],

