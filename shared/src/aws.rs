@@ -37,6 +37,20 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// The AWS clients a function may use, built once per cold start from one SDK configuration
+/// (building a client opens no connection; the first call does).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self { dynamodb: dynamodb(config), secrets: secrets_manager(config) }
+    }
+}
+
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }

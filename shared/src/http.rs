@@ -12,7 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{ApiError, Chain, FieldError};
+use crate::error::{ApiError, FieldError};
 
 /// Largest request body accepted, after base64 decoding.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -56,19 +56,12 @@ pub fn source_ip(req: &Request) -> Option<String> {
     }
 }
 
-/// Builds the final response: the success as given, or the error as problem+json. Server-side
-/// errors are logged here, once, with their cause chain.
+/// Builds the final response: the success as given, or the error as problem+json (logged by
+/// the caller, [`crate::lambda::Service::call`], in the request's one line).
 pub fn respond(meta: &RequestMeta, result: Result<Response<Body>, ApiError>) -> Response<Body> {
     let mut response = match result {
         Ok(response) => response,
-        Err(error) => {
-            if error.is_server_error() {
-                tracing::error!(error = %Chain(&error), status = error.status().as_u16(), "request failed");
-            } else {
-                tracing::info!(reason = %error, status = error.status().as_u16(), "request rejected");
-            }
-            problem_response(&error)
-        }
+        Err(error) => problem_response(&error),
     };
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&meta.request_id) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::aws::Clients;
 use crate::config::{Config, ConfigError};
 use crate::keys::SigningKeys;
 use crate::store::Store;
@@ -11,20 +12,18 @@ use crate::tokens::AccessTokens;
 pub struct TokenServices {
     pub store: Store,
     pub tokens: AccessTokens,
-    pub cors_allowed_origin: Option<String>,
 }
 
 impl TokenServices {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let keys = SigningKeys::from_secrets_manager(secrets, config.signing_key_secret_id()?, config.key_cache_ttl);
+    pub fn new(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        let keys = SigningKeys::from_secrets_manager(
+            aws.secrets.clone(),
+            config.signing_key_secret_id()?,
+            config.key_cache_ttl,
+        );
         Ok(Self {
-            store: Store::new(dynamodb, &config.table_name),
+            store: Store::new(aws.dynamodb.clone(), &config.table_name),
             tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone()),
-            cors_allowed_origin: config.cors_allowed_origin.clone(),
         })
     }
 }

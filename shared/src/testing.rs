@@ -115,6 +115,5 @@ pub fn offline_token_services() -> crate::services::TokenServices {
     crate::services::TokenServices {
         store: crate::store::Store::new(crate::aws::dynamodb(&unreachable_aws()), "offline"),
         tokens: fixed_tokens(),
-        cors_allowed_origin: None,
     }
 }

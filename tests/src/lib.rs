@@ -33,7 +33,8 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use lambda_http::{Body, Response};
 use serde_json::Value;
-use shared::services::TokenServices;
+use shared::aws::Clients;
+use shared::lambda::{Function, Service};
 use shared::testing::request_from;
 use shared::Config;
 
@@ -279,28 +280,16 @@ pub fn iam_endpoint() -> String {
 pub struct FunctionEnv {
     pub env: BTreeMap<String, String>,
     pub config: Config,
-    dynamodb: aws_sdk_dynamodb::Client,
-    secrets: aws_sdk_secretsmanager::Client,
+    clients: Clients,
 }
 
-fn login_deps(function: &FunctionEnv) -> login::Deps {
-    login::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
-        .expect("the template gives login its secrets")
-}
-
-fn refresh_deps(function: &FunctionEnv) -> refresh::Deps {
-    refresh::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
-        .expect("the template gives refresh its secrets")
-}
-
-fn health_deps(function: &FunctionEnv) -> health::Deps {
-    health::Deps::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
-        .expect("the template gives health its secret")
-}
-
-fn token_services(function: &FunctionEnv) -> TokenServices {
-    TokenServices::new(&function.config, function.dynamodb.clone(), function.secrets.clone())
-        .expect("the template names a signing-key secret")
+impl FunctionEnv {
+    /// The function `F` as a cold start builds it (before [`Function::warm`]).
+    fn service<F: Function>(&self) -> Service<F> {
+        let function = F::build(&self.config, &self.clients)
+            .unwrap_or_else(|e| panic!("the template gives the function what it needs: {e}"));
+        Service::new(function, &self.config)
+    }
 }
 
 /// One test's isolated stack.
@@ -315,11 +304,11 @@ pub struct Stack {
     /// DynamoDB and Secrets Manager calls made by the functions (not by the test's own clients).
     pub dynamodb_calls: CallCounter,
     pub secrets_calls: CallCounter,
-    pub register: register::Deps,
-    pub login: login::Deps,
-    pub refresh: refresh::Deps,
-    pub get_user: get_user::Deps,
-    pub health: health::Deps,
+    pub register: Service<register::Deps>,
+    pub login: Service<login::Deps>,
+    pub refresh: Service<refresh::Deps>,
+    pub get_user: Service<get_user::Deps>,
+    pub health: Service<health::Deps>,
     functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
@@ -381,25 +370,22 @@ impl Stack {
                 None => (iam.clone(), iam.clone()),
                 Some(proxies) => (proxies.dynamodb.url(), proxies.secrets.url()),
             };
-            let function_env = FunctionEnv {
-                config,
+            let clients = Clients {
                 dynamodb: dynamodb_with(&sdk, &dynamodb_url, Some(dynamodb_calls.clone())),
                 secrets: secrets_manager_at(&sdk, &secrets_url, Some(secrets_calls.clone())),
-                env,
             };
+            let function_env = FunctionEnv { config, clients, env };
             functions.insert(function.logical_id, function_env);
         }
         let table = resources.reference("AuthTable").expect("the template declares AuthTable").to_owned();
         let secret_id =
             resources.reference("SigningKeySecret").expect("the template declares SigningKeySecret").to_owned();
-        let services = |function: &str| token_services(&functions[function]);
-        let register_env = &functions["RegisterFunction"];
         Self {
-            register: register::Deps::new(&register_env.config, register_env.dynamodb.clone()),
-            login: login_deps(&functions["LoginFunction"]),
-            refresh: refresh_deps(&functions["RefreshFunction"]),
-            get_user: services("GetUserFunction"),
-            health: health_deps(&functions["HealthFunction"]),
+            register: functions["RegisterFunction"].service(),
+            login: functions["LoginFunction"].service(),
+            refresh: functions["RefreshFunction"].service(),
+            get_user: functions["GetUserFunction"].service(),
+            health: functions["HealthFunction"].service(),
             dynamodb,
             secrets,
             stack,
@@ -428,31 +414,21 @@ impl Stack {
         &self.proxies.as_ref().expect("a stack built with Stack::with_proxies").secrets
     }
 
-    /// Fresh dependencies for login, refresh or get-user (by logical id), as a cold start builds
-    /// them (before `main.rs` prefetches the signing key), on the same clients as the stack's.
-    pub fn token_services(&self, function: &str) -> TokenServices {
-        token_services(self.function(function))
-    }
-
-    /// Fresh health dependencies (an empty cache), as a cold start builds them.
-    pub fn health_deps(&self) -> health::Deps {
-        health_deps(self.function("HealthFunction"))
-    }
-
-    /// Fresh login dependencies, as a cold start builds them (before `main.rs` prefetches keys).
-    pub fn login_deps(&self) -> login::Deps {
-        login_deps(self.function("LoginFunction"))
+    /// A function (by logical id) as a cold start builds it, before [`Function::warm`] (empty
+    /// caches), on the same clients as the stack's.
+    pub fn fresh<F: Function>(&self, logical_id: &str) -> Service<F> {
+        self.function(logical_id).service()
     }
 
     /// Sends an API Gateway event to the function that serves its route.
     pub async fn send(&self, event: &Value) -> Response<Body> {
         let request = request_from(event);
         match event["resource"].as_str() {
-            Some("/register") => register::handle(request, &self.register).await,
-            Some("/login") => login::handle(request, &self.login).await,
-            Some("/refresh") => refresh::handle(request, &self.refresh).await,
-            Some("/users/{id}") => get_user::handle(request, &self.get_user).await,
-            Some("/health") => health::handle(request, &self.health).await,
+            Some("/register") => self.register.call(request).await,
+            Some("/login") => self.login.call(request).await,
+            Some("/refresh") => self.refresh.call(request).await,
+            Some("/users/{id}") => self.get_user.call(request).await,
+            Some("/health") => self.health.call(request).await,
             other => panic!("no function serves {other:?}"),
         }
     }

@@ -344,13 +344,13 @@ async fn given_a_missing_table_or_a_secret_scheduled_for_deletion_when_checking_
     let stack = Stack::new().await;
     stack.secrets.delete_secret().secret_id(&stack.secret_id).recovery_window_in_days(7).send().await.unwrap();
     let mut stack = stack;
-    stack.health = stack.health_deps();
+    stack.health = stack.fresh("HealthFunction");
     let (headers, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
     assert_eq!(headers["retry-after"], "30");
     assert_eq!(problem["checks"], json!({"table": "ok", "signing_key": "unavailable"}));
 
     stack.dynamodb.delete_table().table_name(&stack.table).send().await.unwrap();
-    stack.health = stack.health_deps();
+    stack.health = stack.fresh("HealthFunction");
     let (_, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
     assert_eq!(problem["checks"], json!({"table": "unavailable", "signing_key": "unavailable"}));
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
+use shared::lambda::Function;
 use tests::faults::{Fault, GET_ITEM, GET_SECRET_VALUE, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
@@ -380,10 +381,9 @@ async fn given_secrets_manager_down_at_cold_start_when_invoked_then_503_and_reco
     // New containers start while Secrets Manager is unreachable: init must not fail.
     stack.secrets_proxy().inject(Fault::Close);
     stack.secrets_proxy().reset_counts();
-    stack.login = stack.login_deps();
-    stack.get_user = stack.token_services("GetUserFunction");
-    tokio::join!(stack.login.services.tokens.keys().prefetch(), stack.login.throttle.prefetch());
-    stack.get_user.tokens.keys().prefetch().await;
+    stack.login = stack.fresh("LoginFunction");
+    stack.get_user = stack.fresh("GetUserFunction");
+    tokio::join!(stack.login.function().warm(), stack.get_user.function().warm());
     // Login reads the signing key and the throttle key, get-user the signing key.
     assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 3 * MAX_ATTEMPTS);
 
@@ -430,8 +430,8 @@ async fn given_secrets_manager_failing_while_the_previous_key_is_read_then_503_n
     let rotated: String = "r".repeat(64);
     stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(rotated).send().await.unwrap();
     // AND a new get-user instance that has read only the current key
-    stack.get_user = stack.token_services("GetUserFunction");
-    stack.get_user.tokens.keys().prefetch().await;
+    stack.get_user = stack.fresh("GetUserFunction");
+    stack.get_user.function().warm().await;
 
     // WHEN every attempt of its AWSPREVIOUS read fails
     stack.secrets_proxy().inject(Fault::ServerError(503).on(GET_SECRET_VALUE).times(MAX_ATTEMPTS));

@@ -6,6 +6,7 @@
 //!
 //! Needs the binaries built (`make test` builds them for the end-to-end tests) and the emulators.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -144,9 +145,33 @@ async fn given_every_flow_at_trace_level_under_the_runtime_then_no_secret_is_log
     // The capture covers the flows, at TRACE: their events are there, and the functions' debug lines.
     let configured = logs.lines().filter(|l| l.contains("logging configured") && l.contains(r#""level":"DEBUG""#));
     assert_eq!(configured.count(), 5, "every process logs at TRACE:\n{logs}");
-    for expected in ["user registered", "login refused", "user logged in", "tokens refreshed", "family revoked"] {
-        assert!(logs.contains(expected), "missing {expected:?} in logs:\n{logs}");
+    for expected in ["created", "email_taken", "bad_credentials", "logged_in", "refreshed", "reuse_detected"] {
+        let outcome = format!(r#""outcome":"{expected}""#);
+        assert!(logs.contains(&outcome), "missing {outcome} in logs:\n{logs}");
     }
+    // Exactly one line per request at INFO and above, whatever happened: it names the route,
+    // the status, the latency and the client, and the user once known.
+    let mut per_request = BTreeMap::<String, Vec<Value>>::new();
+    for line in logs.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        let id = line["spans"].as_array().into_iter().flatten().find_map(|span| span["requestId"].as_str());
+        let (Some(id), Some(level)) = (id, line["level"].as_str()) else { continue };
+        if level != "DEBUG" && level != "TRACE" {
+            per_request.entry(id.to_owned()).or_default().push(line.clone());
+        }
+    }
+    assert_eq!(per_request.len(), 10, "one entry per invocation:\n{logs}");
+    for (id, lines) in &per_request {
+        assert_eq!(lines.len(), 1, "request {id} logged {} lines at INFO or above: {lines:#?}", lines.len());
+        let fields = &lines[0]["fields"];
+        for field in ["request_id", "route", "method", "status", "latency_ms", "source_ip"] {
+            assert!(!fields[field].is_null(), "no {field} in {fields}");
+        }
+        assert_eq!(fields["source_ip"], SOURCE_IP);
+    }
+    let logged_in = per_request.values().flatten().find(|l| l["fields"]["outcome"] == "logged_in").unwrap();
+    assert_eq!(logged_in["fields"]["route"], "/login");
+    assert_eq!(logged_in["fields"]["status"], 200);
+    assert!(logged_in["fields"]["user_id"].as_str().is_some_and(|id| id.len() == 36), "{logged_in}");
     // Every line logged during an invocation (the runtime's span names its request id) names
     // the client, through the request's span.
     let requests: Vec<_> = logs.lines().filter(|l| l.contains(r#""requestId""#)).collect();

@@ -331,7 +331,7 @@ async fn given_a_key_secret_shorter_than_32_bytes_when_logging_in_then_a_generic
     put_short_value(&stack, &throttle_secret).await;
 
     // WHEN a new login instance starts and serves a request
-    stack.login = stack.login_deps();
+    stack.login = stack.fresh("LoginFunction");
     let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
 
     // THEN it refuses the weak key: a generic 500 that names no internals, and no attempt counted
@@ -343,7 +343,7 @@ async fn given_a_key_secret_shorter_than_32_bytes_when_logging_in_then_a_generic
     let valid: String = "t".repeat(32);
     stack.secrets.put_secret_value().secret_id(&throttle_secret).secret_string(valid).send().await.unwrap();
     put_short_value(&stack, &stack.secret_id).await;
-    stack.login = stack.login_deps();
+    stack.login = stack.fresh("LoginFunction");
     let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
     assert_problem(response, 500);
     assert!(!stack.keys().await.iter().any(|k| k.starts_with("SESSION#")), "no session without a usable key");

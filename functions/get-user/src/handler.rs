@@ -3,15 +3,29 @@
 
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::http::{json_response, require_method, respond, single_header, RequestMeta};
+use shared::aws::Clients;
+use shared::config::{Config, ConfigError};
+use shared::http::{json_response, require_method, single_header};
+use shared::lambda::{Function, RequestLog};
+use shared::services::TokenServices;
 use shared::{now_epoch, ApiError};
 
-/// What the handler needs; built once per cold start in `main.rs`.
-pub type Deps = shared::services::TokenServices;
+/// What the handler needs; built once per cold start.
+pub struct Deps(pub TokenServices);
 
-pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
-    respond(&meta, get_user(&req, deps).await)
+impl Function for Deps {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        TokenServices::new(config, aws).map(Self)
+    }
+
+    /// Reads the signing key during init.
+    async fn warm(&self) {
+        self.0.tokens.keys().prefetch().await;
+    }
+
+    async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        get_user(req, &self.0, log).await
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive). Public for
@@ -32,10 +46,11 @@ pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-async fn get_user(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+async fn get_user(req: &Request, deps: &TokenServices, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::GET)?;
     let token = bearer_token(req)?;
     let claims = deps.tokens.verify(token, now_epoch()).await?;
+    log.user(&claims.sub);
 
     let requested = req.path_parameters_ref().and_then(|params| params.first("id")).ok_or(ApiError::NotFound)?;
     if requested != "me" {
@@ -52,14 +67,15 @@ async fn get_user(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::lambda::Service;
     use shared::testing::{
         assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
     };
 
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
 
-    fn deps() -> Deps {
-        offline_token_services()
+    fn deps() -> Service<Deps> {
+        Service::without_cors(Deps(offline_token_services()))
     }
 
     async fn token() -> String {
@@ -68,31 +84,31 @@ mod tests {
 
     #[tokio::test]
     async fn given_no_token_when_reading_then_401_with_a_bare_bearer_challenge() {
-        let (headers, _) = assert_problem(handle(event("get-user.no-token.json"), &deps()).await, 401);
+        let (headers, _) = assert_problem(deps().call(event("get-user.no-token.json")).await, 401);
         assert_eq!(headers["www-authenticate"], "Bearer");
     }
 
     #[tokio::test]
     async fn given_an_unsigned_token_when_reading_then_401_invalid_token() {
-        let (headers, _) = assert_problem(handle(event("get-user.bad-token.json"), &deps()).await, 401);
+        let (headers, _) = assert_problem(deps().call(event("get-user.bad-token.json")).await, 401);
         assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
     }
 
     #[tokio::test]
     async fn given_another_users_id_when_reading_then_403() {
         let event = fill(&event_json("get-user.other-user.json"), &[("access_token", &token().await)]);
-        assert_problem(handle(request_from(&event), &deps()).await, 403);
+        assert_problem(deps().call(request_from(&event)).await, 403);
     }
 
     #[tokio::test]
     async fn given_an_id_that_is_not_an_id_when_reading_then_404() {
         let event = fill(&event_json("get-user.json"), &[("access_token", &token().await), ("user_id", "../../etc")]);
-        assert_problem(handle(request_from(&event), &deps()).await, 404);
+        assert_problem(deps().call(request_from(&event)).await, 404);
     }
 
     #[tokio::test]
     async fn given_a_valid_token_and_the_store_down_when_reading_me_then_503() {
         let event = fill(&event_json("get-user.me.json"), &[("access_token", &token().await)]);
-        assert_problem(handle(request_from(&event), &deps()).await, 503);
+        assert_problem(deps().call(request_from(&event)).await, 503);
     }
 }

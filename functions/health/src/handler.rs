@@ -5,25 +5,27 @@
 use http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::health::{Health, Report};
-use shared::http::{json_response, require_method, respond, RequestMeta};
+use shared::http::{json_response, require_method};
+use shared::lambda::{Function, RequestLog};
 use shared::ApiError;
 
-/// What the handler needs; built once per cold start in `main.rs`.
+/// What the handler needs; built once per cold start.
 pub struct Deps {
     pub health: Health,
-    pub cors_allowed_origin: Option<String>,
 }
 
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let health = Health::new(dynamodb, secrets, &config.table_name, config.signing_key_secret_id()?);
-        Ok(Self { health, cors_allowed_origin: config.cors_allowed_origin.clone() })
+impl Function for Deps {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        let health =
+            Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, config.signing_key_secret_id()?);
+        Ok(Self { health })
+    }
+
+    async fn handle(&self, req: &Request, _log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        health(req, self).await
     }
 }
 
@@ -32,11 +34,6 @@ struct Healthy {
     status: &'static str,
     #[serde(flatten)]
     report: Report,
-}
-
-pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
-    respond(&meta, health(&req, deps).await)
 }
 
 async fn health(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
@@ -51,9 +48,10 @@ async fn health(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::lambda::Service;
     use shared::testing::{assert_problem, event, event_json, request_from, unreachable_aws};
 
-    fn deps() -> Deps {
+    fn deps() -> Service<Deps> {
         let aws = unreachable_aws();
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some("offline".into()),
@@ -61,12 +59,12 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws)).unwrap()
+        Service::new(Deps::build(&config, &Clients::new(&aws)).unwrap(), &config)
     }
 
     #[tokio::test]
     async fn given_unreachable_dependencies_when_checking_then_503_marks_both_and_says_when_to_retry() {
-        let (headers, problem) = assert_problem(handle(event("health.json"), &deps()).await, 503);
+        let (headers, problem) = assert_problem(deps().call(event("health.json")).await, 503);
         assert_eq!(headers["retry-after"], "30");
         assert_eq!(problem["checks"], serde_json::json!({"signing_key": "unavailable", "table": "unavailable"}));
         assert!(!problem.to_string().contains("127.0.0.1"), "{problem}");
@@ -76,7 +74,7 @@ mod tests {
     async fn given_the_wrong_method_when_checking_then_405() {
         let mut event = event_json("health.json");
         event["httpMethod"] = "POST".into();
-        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 405);
+        let (headers, _) = assert_problem(deps().call(request_from(&event)).await, 405);
         assert_eq!(headers["allow"], "GET");
     }
 }

@@ -1,18 +1,5 @@
-//! Wiring only; the logic is in `handler.rs`.
+//! `GET /health`: wiring only; the logic is in `handler.rs`.
 
-use std::sync::Arc;
-
-use lambda_http::Error;
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init(env!("CARGO_CRATE_NAME"));
-    let config = shared::Config::from_env()?;
-    let aws = shared::aws::sdk_config().await;
-    let deps = Arc::new(health::Deps::new(&config, shared::aws::dynamodb(&aws), shared::aws::secrets_manager(&aws))?);
-    shared::lambda::run(move |req| {
-        let deps = deps.clone();
-        async move { health::handle(req, &deps).await }
-    })
-    .await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve::<health::Deps>(env!("CARGO_CRATE_NAME"))
 }

@@ -8,10 +8,12 @@
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::domain::{Email, SubmittedPassword};
-use shared::http::{json_response, require_method, respond, source_ip, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, source_ip, JsonFields};
 use shared::keys::ThrottleKeys;
+use shared::lambda::{Function, RequestLog};
 use shared::password::{self, Verification};
 use shared::services::TokenServices;
 use shared::store::{Attempt, NewSession};
@@ -19,26 +21,26 @@ use shared::throttle::{Network, Refusal};
 use shared::tokens::{token_pair, RefreshToken};
 use shared::{now_epoch_ms, ApiError};
 
-/// What the handler needs; built once per cold start in `main.rs`.
+/// What the handler needs; built once per cold start.
 pub struct Deps {
     pub services: TokenServices,
     pub throttle: ThrottleKeys,
 }
 
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let throttle = ThrottleKeys::from_secrets_manager(secrets.clone(), config.throttle_key_secret_id()?);
-        Ok(Self { services: TokenServices::new(config, dynamodb, secrets)?, throttle })
+impl Function for Deps {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        let throttle = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
+        Ok(Self { services: TokenServices::new(config, aws)?, throttle })
     }
-}
 
-pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.services.cors_allowed_origin.as_deref());
-    respond(&meta, login(&req, deps).await)
+    /// Reads both keys during init.
+    async fn warm(&self) {
+        tokio::join!(self.services.tokens.keys().prefetch(), self.throttle.prefetch());
+    }
+
+    async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        login(req, self, log).await
+    }
 }
 
 /// Reads the body: a `400`/`413`/`415` for an unreadable one, one `422` for every invalid field.
@@ -51,7 +53,7 @@ pub fn parse(req: &Request) -> Result<(Email, SubmittedPassword), ApiError> {
     email.zip(password).ok_or_else(|| ApiError::Internal("a field parsed without error yet has no value".into()))
 }
 
-async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let (email, password) = parse(req)?;
     let (store, tokens) = (&deps.services.store, &deps.services.tokens);
@@ -72,7 +74,7 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
                 Refusal::Delayed(seconds) => ("throttled", ApiError::TooManyAttempts(seconds)),
                 Refusal::Locked => ("locked", ApiError::AccountLocked),
             };
-            tracing::info!(event = "login", outcome, "login refused before checking the password");
+            log.outcome(outcome);
             return Err(error);
         }
     };
@@ -82,18 +84,17 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
         (Verification::Match { rehashed }, Some(credentials)) => (credentials, rehashed),
         (_, credentials) => {
             // The attempt is already counted; unknown emails exactly like known ones.
-            tracing::info!(
-                event = "login",
-                outcome = "failure",
-                user_id = credentials.map(|c| c.user_id),
-                account_failures = attempt.account_failures,
-                network_failures = attempt.network_failures,
-                "login refused: bad credentials"
-            );
+            if let Some(credentials) = credentials {
+                log.user(credentials.user_id);
+            }
+            log.outcome("bad_credentials");
+            log.detail("account_failures", attempt.account_failures);
+            log.detail("network_failures", attempt.network_failures);
             return Err(ApiError::InvalidCredentials);
         }
     };
 
+    log.user(&credentials.user_id);
     // Sign first: if the key cannot be had, nothing has been written yet.
     let access_token = tokens.issue(&credentials.user_id, now).await?;
     let refresh = RefreshToken::generate()?;
@@ -109,10 +110,10 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
     if let Some(new_hash) = rehashed {
         // Best effort: the login already succeeded, and the next one will try again.
         if let Err(error) = store.upgrade_password_hash(&email, &credentials.password_hash, &new_hash).await {
-            tracing::warn!(error = %shared::error::Chain(&error), user_id = %credentials.user_id, "password hash upgrade failed");
+            log.warn("password hash upgrade failed", &error);
         }
     }
-    tracing::info!(event = "login", outcome = "success", user_id = %credentials.user_id, "user logged in");
+    log.outcome("logged_in");
     json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &refresh, expires_at, now))
 }
 
@@ -120,34 +121,38 @@ async fn login(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
 mod tests {
     use super::*;
     use shared::keys::ThrottleKeys;
+    use shared::lambda::Service;
     use shared::testing::{assert_problem, error_fields, event, event_json, offline_token_services, request_from};
     use shared::throttle::ThrottleKey;
 
-    fn deps() -> Deps {
-        Deps { services: offline_token_services(), throttle: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])) }
+    fn deps() -> Service<Deps> {
+        Service::without_cors(Deps {
+            services: offline_token_services(),
+            throttle: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])),
+        })
     }
 
     #[tokio::test]
     async fn given_a_missing_password_when_logging_in_then_422() {
-        let (_, problem) = assert_problem(handle(event("login.invalid.json"), &deps()).await, 422);
+        let (_, problem) = assert_problem(deps().call(event("login.invalid.json")).await, 422);
         assert_eq!(error_fields(&problem), ["password"]);
     }
 
     #[tokio::test]
     async fn given_malformed_json_when_logging_in_then_400() {
-        assert_problem(handle(event("login.malformed.json"), &deps()).await, 400);
+        assert_problem(deps().call(event("login.malformed.json")).await, 400);
     }
 
     #[tokio::test]
     async fn given_an_invalid_email_when_logging_in_then_422_not_401() {
         let mut event = event_json("login.json");
         event["body"] = r#"{"email":"nope","password":"whatever it is"}"#.into();
-        let (_, problem) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        let (_, problem) = assert_problem(deps().call(request_from(&event)).await, 422);
         assert_eq!(error_fields(&problem), ["email"]);
     }
 
     #[tokio::test]
     async fn given_the_store_is_down_when_logging_in_then_503() {
-        assert_problem(handle(event("login.json"), &deps()).await, 503);
+        assert_problem(deps().call(event("login.json")).await, 503);
     }
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
-use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, JsonFields};
 use shared::keys::ThrottleKeys;
+use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;
 use shared::store::{PresentedToken, Rotation};
 use shared::tokens::{token_pair, RefreshToken};
@@ -18,7 +20,7 @@ use shared::{now_epoch, ApiError};
 /// The label of the successor key derived from the throttle key.
 const SUCCESSOR_KEY: &str = "refresh-token-successor";
 
-/// What the handler needs; built once per cold start in `main.rs`.
+/// What the handler needs; built once per cold start.
 pub struct Deps {
     pub services: TokenServices,
     /// The key successors are derived with is a subkey of the throttle key.
@@ -26,20 +28,20 @@ pub struct Deps {
     pub grace: Duration,
 }
 
-impl Deps {
-    pub fn new(
-        config: &Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: aws_sdk_secretsmanager::Client,
-    ) -> Result<Self, ConfigError> {
-        let keys = ThrottleKeys::from_secrets_manager(secrets.clone(), config.throttle_key_secret_id()?);
-        Ok(Self { services: TokenServices::new(config, dynamodb, secrets)?, keys, grace: config.refresh_reuse_grace })
+impl Function for Deps {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        let keys = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
+        Ok(Self { services: TokenServices::new(config, aws)?, keys, grace: config.refresh_reuse_grace })
     }
-}
 
-pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.services.cors_allowed_origin.as_deref());
-    respond(&meta, refresh(&req, deps).await)
+    /// Reads both keys during init.
+    async fn warm(&self) {
+        tokio::join!(self.services.tokens.keys().prefetch(), self.keys.prefetch());
+    }
+
+    async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        refresh(req, self, log).await
+    }
 }
 
 /// Reads the body: a `400`/`413`/`415` for an unreadable one, a `422` for missing or unknown
@@ -51,7 +53,7 @@ pub fn parse(req: &Request) -> Result<RefreshToken, ApiError> {
     presented.as_deref().and_then(RefreshToken::parse).ok_or(ApiError::InvalidRefreshToken("malformed"))
 }
 
-async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+async fn refresh(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let presented = parse(req)?;
     let (store, tokens) = (&deps.services.store, &deps.services.tokens);
@@ -67,19 +69,17 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
     let token = PresentedToken { family_id: &family_id, hash: &presented.hash(), successor_hash: &next.hash() };
     match store.rotate_session(token, deps.grace.as_secs() as i64, now).await? {
         Rotation::Rotated { user_id, expires_at } | Rotation::Repeated { user_id, expires_at } => {
+            log.user(&user_id);
             let access_token = tokens.issue(&user_id, now).await?;
-            tracing::info!(event = "refresh", outcome = "success", user_id = %user_id, "tokens refreshed");
+            log.outcome("refreshed");
             json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, expires_at, now))
         }
         Rotation::Reused { user_id } => {
+            log.user(&user_id);
+            log.outcome("reuse_detected");
+            log.detail("family", &family_id);
             store.revoke_session(&family_id, now).await?;
-            tracing::warn!(
-                event = "refresh",
-                outcome = "reuse_detected",
-                user_id = %user_id,
-                family = %family_id,
-                "used refresh token presented; family revoked"
-            );
+            log.alert("used refresh token presented; family revoked");
             Err(ApiError::InvalidRefreshToken("reused"))
         }
         Rotation::Unknown => Err(ApiError::InvalidRefreshToken("unknown")),
@@ -91,31 +91,32 @@ async fn refresh(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::lambda::Service;
     use shared::testing::{assert_problem, error_fields, event, offline_token_services};
     use shared::throttle::ThrottleKey;
 
-    fn deps() -> Deps {
-        Deps {
+    fn deps() -> Service<Deps> {
+        Service::without_cors(Deps {
             services: offline_token_services(),
             keys: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])),
             grace: Duration::from_secs(10),
-        }
+        })
     }
 
     #[tokio::test]
     async fn given_the_wrong_field_when_refreshing_then_422() {
-        let (_, problem) = assert_problem(handle(event("refresh.invalid.json"), &deps()).await, 422);
+        let (_, problem) = assert_problem(deps().call(event("refresh.invalid.json")).await, 422);
         assert_eq!(error_fields(&problem), ["token", "refresh_token"]);
     }
 
     #[tokio::test]
     async fn given_a_token_that_is_not_ours_when_refreshing_then_401_without_a_store_call() {
         // `refresh.json` holds a `{{refresh_token}}` placeholder, which no store would accept.
-        assert_problem(handle(event("refresh.json"), &deps()).await, 401);
+        assert_problem(deps().call(event("refresh.json")).await, 401);
     }
 
     #[tokio::test]
     async fn given_a_well_formed_token_and_the_store_down_when_refreshing_then_503() {
-        assert_problem(handle(event("refresh.unknown-token.json"), &deps()).await, 503);
+        assert_problem(deps().call(event("refresh.unknown-token.json")).await, 503);
     }
 }

@@ -2,31 +2,29 @@
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::aws::Clients;
+use shared::config::ConfigError;
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy};
-use shared::http::{json_response, require_method, respond, JsonFields, RequestMeta};
+use shared::http::{json_response, require_method, JsonFields};
+use shared::lambda::{Function, RequestLog};
 use shared::store::{Registration, Store, User};
 use shared::{password, ApiError, Config};
 use time::format_description::well_known::Rfc3339;
 
+/// What the handler needs; built once per cold start.
 pub struct Deps {
     pub store: Store,
     pub policy: PasswordPolicy,
-    pub cors_allowed_origin: Option<String>,
 }
 
-impl Deps {
-    pub fn new(config: &Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
-        Self {
-            store: Store::new(dynamodb, &config.table_name),
-            policy: config.password_policy,
-            cors_allowed_origin: config.cors_allowed_origin.clone(),
-        }
+impl Function for Deps {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name), policy: config.password_policy })
     }
-}
 
-pub async fn handle(req: Request, deps: &Deps) -> Response<Body> {
-    let meta = RequestMeta::new(&req, deps.cors_allowed_origin.as_deref());
-    respond(&meta, register(&req, deps).await)
+    async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        register(req, self, log).await
+    }
 }
 
 /// A registration whose every field passed its rules.
@@ -50,7 +48,7 @@ pub fn parse(req: &Request, policy: &PasswordPolicy) -> Result<Registrant, ApiEr
     }
 }
 
-async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError> {
+async fn register(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let Registrant { email, name, password } = parse(req, &deps.policy)?;
 
@@ -66,7 +64,8 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
     };
     match deps.store.register(&user, &email, &password_hash).await? {
         Registration::Created => {
-            tracing::info!(event = "register", outcome = "created", user_id = %user.id, "user registered");
+            log.user(&user.id);
+            log.outcome("created");
             let mut response = json_response(http::StatusCode::CREATED, &user)?;
             let location = http::HeaderValue::from_str(&format!("/users/{}", user.id))
                 .map_err(|e| ApiError::Internal(e.into()))?;
@@ -74,7 +73,7 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
             Ok(response)
         }
         Registration::EmailTaken => {
-            tracing::info!(event = "register", outcome = "email_taken", "registration refused");
+            log.outcome("email_taken");
             Err(ApiError::EmailTaken)
         }
     }
@@ -83,11 +82,12 @@ async fn register(req: &Request, deps: &Deps) -> Result<Response<Body>, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::lambda::Service;
     use shared::testing::{assert_problem, error_fields, event, event_json, request_from, unreachable_aws};
 
-    fn deps() -> Deps {
+    fn deps() -> Service<Deps> {
         let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "offline".to_owned())).unwrap();
-        Deps::new(&config, shared::aws::dynamodb(&unreachable_aws()))
+        Service::new(Deps::build(&config, &Clients::new(&unreachable_aws())).unwrap(), &config)
     }
 
     #[tokio::test]
@@ -98,7 +98,7 @@ mod tests {
             ("register.invalid-name.json", "name"),
             ("register.unknown-field.json", "admin"),
         ] {
-            let (_, problem) = assert_problem(handle(event(fixture), &deps()).await, 422);
+            let (_, problem) = assert_problem(deps().call(event(fixture)).await, 422);
             assert_eq!(error_fields(&problem), [field], "{fixture}");
         }
     }
@@ -108,14 +108,14 @@ mod tests {
         for (fixture, status) in
             [("register.malformed.json", 400), ("register.not-json.json", 415), ("register.too-large.json", 413)]
         {
-            assert_problem(handle(event(fixture), &deps()).await, status);
+            assert_problem(deps().call(event(fixture)).await, status);
         }
     }
 
     #[tokio::test]
     async fn given_a_fixture_when_answering_then_the_request_id_is_echoed() {
         let event = event_json("register.invalid-email.json");
-        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        let (headers, _) = assert_problem(deps().call(request_from(&event)).await, 422);
         assert_eq!(headers["x-request-id"], event["requestContext"]["requestId"].as_str().unwrap());
         assert_eq!(headers["cache-control"], "no-store");
     }
@@ -124,7 +124,7 @@ mod tests {
     async fn given_the_wrong_method_when_registering_then_405_with_allow() {
         let mut event = event_json("register.json");
         event["httpMethod"] = "GET".into();
-        let (headers, _) = assert_problem(handle(request_from(&event), &deps()).await, 405);
+        let (headers, _) = assert_problem(deps().call(request_from(&event)).await, 405);
         assert_eq!(headers["allow"], "POST");
     }
 
@@ -132,13 +132,13 @@ mod tests {
     async fn given_all_fields_missing_when_registering_then_every_field_is_listed() {
         let mut event = event_json("register.json");
         event["body"] = "{}".into();
-        let (_, problem) = assert_problem(handle(request_from(&event), &deps()).await, 422);
+        let (_, problem) = assert_problem(deps().call(request_from(&event)).await, 422);
         assert_eq!(error_fields(&problem), ["email", "name", "password"]);
     }
 
     #[tokio::test]
     async fn given_the_store_is_down_when_registering_then_503_with_retry_after() {
-        let (headers, problem) = assert_problem(handle(event("register.json"), &deps()).await, 503);
+        let (headers, problem) = assert_problem(deps().call(event("register.json")).await, 503);
         assert_eq!(headers["retry-after"], "2");
         assert!(!problem.to_string().contains("127.0.0.1"), "{problem}");
     }
