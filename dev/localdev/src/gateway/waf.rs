@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn given_the_template_when_parsing_the_web_acl_then_each_auth_route_has_its_rule() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
         let acl = Template::load_with_overrides(path, "WafLoginLimit=10 WafWindowSeconds=60 StageName=prod")
             .unwrap()
             .web_acl()
