@@ -13,15 +13,24 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 use shared::config::TokenSettings;
-use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword};
+use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword, UserId};
 use shared::http::{json_response, respond, JsonFields, RequestMeta};
 use shared::keys::{SigningKey, SigningKeys};
 use shared::store::User;
-use shared::tokens::{token_pair, AccessTokens, RefreshToken};
+use shared::tokens::{token_pair, AccessTokens, Family, RefreshToken};
 use shared::ApiError;
 
 const REGISTER_EVENT: &str = include_str!("../../events/register.json");
 const USER_ID: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
+
+fn user_id() -> UserId {
+    UserId::parse(USER_ID).expect("a user id")
+}
+
+/// A login's family: the user's, epoch 0, verified, a week from now.
+fn family() -> Family {
+    Family::new(user_id(), 0, true, shared::now_epoch() + 604_800).expect("a family")
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
@@ -42,9 +51,9 @@ fn jwt(c: &mut Criterion) {
     let rt = runtime();
     let tokens = tokens();
     let now = shared::now_epoch();
-    let token = rt.block_on(tokens.issue(USER_ID, now)).expect("a token");
+    let token = rt.block_on(tokens.issue(user_id(), true, now)).expect("a token");
     let mut group = c.benchmark_group("jwt");
-    group.bench_function("sign", |b| b.iter(|| rt.block_on(tokens.issue(black_box(USER_ID), now)).unwrap()));
+    group.bench_function("sign", |b| b.iter(|| rt.block_on(tokens.issue(black_box(user_id()), true, now)).unwrap()));
     group.bench_function("verify", |b| b.iter(|| rt.block_on(tokens.verify(black_box(&token), now)).unwrap()));
     group.finish();
 }
@@ -54,17 +63,17 @@ fn refresh_tokens(c: &mut Criterion) {
     // Login: a new family; the store gets the hash, the client the token.
     group.bench_function("generate_and_hash", |b| {
         b.iter(|| {
-            let token = RefreshToken::generate().unwrap();
-            (token.family_id(), token.hash(), token.expose().expose_secret().len())
+            let token = RefreshToken::generate(family()).unwrap();
+            (token.family().id(), token.hash(), token.expose().expose_secret().len())
         })
     });
     // Refresh: parse the presented token, hash it, derive its successor, hash and expose that.
-    let presented = RefreshToken::generate().unwrap().expose();
+    let presented = RefreshToken::generate(family()).unwrap().expose();
     group.bench_function("parse_rotate_and_hash", |b| {
         b.iter(|| {
             let token = RefreshToken::parse(black_box(presented.expose_secret())).unwrap();
             let next = token.successor(black_box(&[7; 32]));
-            (token.family_id(), token.hash(), next.hash(), next.expose().expose_secret().len())
+            (token.family().id(), token.hash(), next.hash(), next.expose().expose_secret().len())
         })
     });
     group.finish();
@@ -105,16 +114,17 @@ fn responses(c: &mut Criterion) {
     let req: Request = lambda_http::request::from_str(REGISTER_EVENT).unwrap();
     let meta = RequestMeta::new(&req, None);
     let user = User {
-        id: USER_ID.into(),
+        id: user_id(),
         email: "ada@example.com".into(),
         name: "Ada Lovelace".into(),
         created_at: "2026-11-24T05:00:00Z".into(),
+        email_verified: true,
     };
     let rt = runtime();
     let tokens = tokens();
     let now = shared::now_epoch();
-    let access = rt.block_on(tokens.issue(USER_ID, now)).unwrap();
-    let refresh = RefreshToken::generate().unwrap();
+    let access = rt.block_on(tokens.issue(user_id(), true, now)).unwrap();
+    let refresh = RefreshToken::generate(family()).unwrap();
     let mut group = c.benchmark_group("response");
     group.bench_function("encode_register_201", |b| {
         b.iter(|| {
@@ -126,7 +136,7 @@ fn responses(c: &mut Criterion) {
     });
     group.bench_function("encode_token_pair_200", |b| {
         b.iter(|| {
-            let pair = token_pair(access.clone(), tokens.settings(), &refresh, now + 604_800, now);
+            let pair = token_pair(access.clone(), tokens.settings(), &refresh, now);
             encode(respond(&meta, json_response(StatusCode::OK, &pair)))
         })
     });

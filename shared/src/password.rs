@@ -19,7 +19,7 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{NewPassword, SubmittedPassword};
+use crate::domain::{NewPassword, PasswordHash as StoredHash, SubmittedPassword};
 use crate::error::ApiError;
 
 pub const MEMORY_KIB: u32 = 19_456;
@@ -105,8 +105,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
-pub async fn hash(password: NewPassword) -> Result<String, ApiError> {
-    blocking(move || hash_blocking(password.secret())).await
+pub async fn hash(password: NewPassword) -> Result<StoredHash, ApiError> {
+    blocking(move || hash_blocking(password.secret()).map(StoredHash::new)).await
 }
 
 /// The outcome of checking a submitted password.
@@ -115,16 +115,16 @@ pub enum Verification {
     /// Wrong password, or no such account.
     Mismatch,
     /// Right password. `rehashed` holds a new hash when the stored one used weaker parameters.
-    Match { rehashed: Option<String> },
+    Match { rehashed: Option<StoredHash> },
 }
 
 /// Verifies `password` against `stored`, or against the dummy hash when there is no account,
 /// so both paths cost one argon2id computation.
-pub async fn verify(password: SubmittedPassword, stored: Option<String>) -> Result<Verification, ApiError> {
+pub async fn verify(password: SubmittedPassword, stored: Option<StoredHash>) -> Result<Verification, ApiError> {
     blocking(move || {
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed = match PasswordHash::new(&stored) {
+        let stored = stored.as_ref().map_or(DUMMY_HASH, StoredHash::as_str);
+        let parsed = match PasswordHash::new(stored) {
             Ok(parsed) => parsed,
             Err(e) => {
                 // A corrupt stored hash must not let anyone in, nor reveal itself to the client.
@@ -136,7 +136,11 @@ pub async fn verify(password: SubmittedPassword, stored: Option<String>) -> Resu
         if !(known && matches) {
             return Ok(Verification::Mismatch);
         }
-        let rehashed = if is_weaker_than_current(&parsed) { Some(hash_blocking(password.secret())?) } else { None };
+        let rehashed = if is_weaker_than_current(&parsed) {
+            Some(StoredHash::new(hash_blocking(password.secret())?))
+        } else {
+            None
+        };
         Ok(Verification::Match { rehashed })
     })
     .await
@@ -176,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn given_a_hashed_password_when_verifying_then_only_the_same_password_matches() {
         let stored = hash(new_password("tangerine submarine 42")).await.unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(stored.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored:?}");
         assert_eq!(
             verify(submitted("tangerine submarine 42"), Some(stored.clone())).await.unwrap(),
             Verification::Match { rehashed: None }
@@ -223,11 +227,11 @@ mod tests {
             .unwrap()
             .to_string();
         let Verification::Match { rehashed: Some(new_hash) } =
-            verify(submitted("tangerine submarine 42"), Some(weak)).await.unwrap()
+            verify(submitted("tangerine submarine 42"), Some(StoredHash::new(weak))).await.unwrap()
         else {
             panic!("expected a rehash");
         };
-        assert!(new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(new_hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 
     #[test]
@@ -252,6 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn given_a_corrupt_stored_hash_when_verifying_then_mismatch() {
-        assert_eq!(verify(submitted("whatever"), Some("not a hash".into())).await.unwrap(), Verification::Mismatch);
+        let corrupt = StoredHash::new("not a hash".into());
+        assert_eq!(verify(submitted("whatever"), Some(corrupt)).await.unwrap(), Verification::Mismatch);
     }
 }

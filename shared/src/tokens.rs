@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::TokenSettings;
+use crate::domain::{FamilyId, TokenHash, UserId};
 use crate::error::ApiError;
 use crate::keys::SigningKeys;
 
@@ -26,10 +27,14 @@ const ALGORITHM: Algorithm = Algorithm::HS256;
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    pub sub: String,
+    pub sub: UserId,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Whether the user's email was verified when the session began (at login). Tokens issued
+    /// before the claim existed read as `false`.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// What `/login` and `/refresh` answer.
@@ -62,15 +67,16 @@ impl AccessTokens {
     }
 
     /// A signed access token for `user_id`, valid for the configured lifetime from `now`.
-    pub async fn issue(&self, user_id: &str, now: i64) -> Result<String, ApiError> {
+    pub async fn issue(&self, user_id: UserId, email_verified: bool, now: i64) -> Result<String, ApiError> {
         let key = self.keys.current().await?;
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
-            sub: user_id.to_owned(),
+            sub: user_id,
             iat: now,
             exp: now + self.settings.access_ttl.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
+            email_verified,
         };
         let mut header = Header::new(ALGORITHM);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
@@ -109,9 +115,6 @@ impl AccessTokens {
         if claims.iat > now + LEEWAY_SECONDS as i64 {
             return Err(ApiError::InvalidAccessToken("issued in the future"));
         }
-        if claims.sub.is_empty() {
-            return Err(ApiError::InvalidAccessToken("empty subject"));
-        }
         Ok(claims)
     }
 }
@@ -130,9 +133,75 @@ fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
-/// A refresh token: 16 bytes naming its family (the login session it belongs to) followed by
-/// 32 bytes of secret, base64url-encoded. It is opaque to clients; the store keeps only its
-/// SHA-256, keyed by family, so one conditional write can rotate it.
+/// What a refresh-token family's name says about it. The name is the session item's key, so a
+/// client that changes any of it names a family that does not exist: refresh can trust these
+/// values without reading them first, and check them in its one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub user_id: UserId,
+    /// The user's session epoch when the family began. Revoking every family of a user moves the
+    /// epoch on the `USER#` item, and refresh requires the family's epoch to be the current one.
+    pub epoch: u32,
+    /// Whether the email was verified at login: the `email_verified` claim of every access token
+    /// the family issues.
+    pub email_verified: bool,
+    /// The family's absolute end (seconds since the epoch).
+    pub expires_at: i64,
+    nonce: [u8; 16],
+}
+
+const FAMILY_VERSION: u8 = 1;
+const FAMILY_BYTES: usize = 1 + 1 + 16 + 4 + 8 + 16;
+const SECRET_BYTES: usize = 32;
+const REFRESH_TOKEN_BYTES: usize = FAMILY_BYTES + SECRET_BYTES;
+/// The length of a refresh token's text (base64url, no padding).
+pub const REFRESH_TOKEN_CHARS: usize = (REFRESH_TOKEN_BYTES * 4).div_ceil(3);
+
+impl Family {
+    /// A new family of `user_id`'s, with a random nonce.
+    pub fn new(user_id: UserId, epoch: u32, email_verified: bool, expires_at: i64) -> Result<Self, ApiError> {
+        let mut nonce = [0u8; 16];
+        getrandom::getrandom(&mut nonce).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self { user_id, epoch, email_verified, expires_at, nonce })
+    }
+
+    /// The session item's key part.
+    pub fn id(&self) -> FamilyId {
+        FamilyId::new(URL_SAFE_NO_PAD.encode(self.to_bytes()))
+    }
+
+    fn to_bytes(&self) -> [u8; FAMILY_BYTES] {
+        let mut bytes = [0u8; FAMILY_BYTES];
+        bytes[0] = FAMILY_VERSION;
+        bytes[1] = u8::from(self.email_verified);
+        bytes[2..18].copy_from_slice(self.user_id.as_bytes());
+        bytes[18..22].copy_from_slice(&self.epoch.to_be_bytes());
+        bytes[22..30].copy_from_slice(&self.expires_at.to_be_bytes());
+        bytes[30..].copy_from_slice(&self.nonce);
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8; FAMILY_BYTES]) -> Option<Self> {
+        let email_verified = match (bytes[0], bytes[1]) {
+            (FAMILY_VERSION, 0) => false,
+            (FAMILY_VERSION, 1) => true,
+            _ => return None,
+        };
+        let expires_at = i64::from_be_bytes(bytes[22..30].try_into().ok()?);
+        (expires_at >= 0).then_some(())?;
+        Some(Self {
+            user_id: UserId::from_bytes(bytes[2..18].try_into().ok()?),
+            epoch: u32::from_be_bytes(bytes[18..22].try_into().ok()?),
+            email_verified,
+            expires_at,
+            nonce: bytes[30..].try_into().ok()?,
+        })
+    }
+}
+
+/// A refresh token: its family's name (see [`Family`]) followed by 32 bytes of secret,
+/// base64url-encoded. Clients treat it as opaque; the store keeps only its SHA-256, keyed by
+/// family, so one conditional write can rotate it.
 ///
 /// A family's first secret is random; each next one is derived from the one before,
 /// HMAC-SHA256(k′, family ‖ secret), with a key k′ the clients never see. Only hashes are stored,
@@ -142,76 +211,66 @@ fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
 /// losing the session. The successor cannot be guessed without k′, and secrets never repeat, so
 /// the family and the secret are enough input (no generation counter is needed).
 pub struct RefreshToken {
-    family: [u8; 16],
-    secret: [u8; 32],
+    family: Family,
+    secret: [u8; SECRET_BYTES],
 }
 
-const REFRESH_TOKEN_BYTES: usize = 48;
-
 impl RefreshToken {
-    /// A token that starts a new family.
-    pub fn generate() -> Result<Self, ApiError> {
-        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        getrandom::getrandom(&mut bytes).map_err(|e| ApiError::Internal(e.into()))?;
-        let (family, secret) = bytes.split_at(16);
-        Ok(Self { family: family.try_into().expect("16 bytes"), secret: secret.try_into().expect("32 bytes") })
+    /// The first token of a new family.
+    pub fn generate(family: Family) -> Result<Self, ApiError> {
+        let mut secret = [0u8; SECRET_BYTES];
+        getrandom::getrandom(&mut secret).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self { family, secret })
     }
 
     /// The token that replaces this one in its family, derived with `key` (k′).
     pub fn successor(&self, key: &[u8; 32]) -> Self {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(&self.family);
+        mac.update(&self.family.to_bytes());
         mac.update(&self.secret);
-        Self { family: self.family, secret: mac.finalize().into_bytes().into() }
+        Self { family: self.family.clone(), secret: mac.finalize().into_bytes().into() }
     }
 
-    /// Parses a presented token; anything that is not exactly 48 base64url bytes is `None`.
+    /// Parses a presented token; anything that is not exactly one of ours in shape is `None`.
     pub fn parse(presented: &str) -> Option<Self> {
-        if presented.len() != 64 {
+        if presented.len() != REFRESH_TOKEN_CHARS {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(presented).ok()?;
         let bytes: [u8; REFRESH_TOKEN_BYTES] = bytes.try_into().ok()?;
-        let (family, secret) = bytes.split_at(16);
-        Some(Self { family: family.try_into().ok()?, secret: secret.try_into().ok()? })
+        let (family, secret) = bytes.split_at(FAMILY_BYTES);
+        Some(Self { family: Family::from_bytes(family.try_into().ok()?)?, secret: secret.try_into().ok()? })
     }
 
-    /// The family id, as stored in the session item's key.
-    pub fn family_id(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.family)
+    pub fn family(&self) -> &Family {
+        &self.family
     }
 
     /// The stored form: SHA-256 of the whole token. A fast hash is enough for 256 secret bits.
-    pub fn hash(&self) -> String {
+    pub fn hash(&self) -> TokenHash {
         let mut digest = Sha256::new();
-        digest.update(self.family);
+        digest.update(self.family.to_bytes());
         digest.update(self.secret);
-        URL_SAFE_NO_PAD.encode(digest.finalize())
+        TokenHash::new(URL_SAFE_NO_PAD.encode(digest.finalize()))
     }
 
     /// The string handed to the client.
     pub fn expose(&self) -> SecretString {
         let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        bytes[..16].copy_from_slice(&self.family);
-        bytes[16..].copy_from_slice(&self.secret);
+        bytes[..FAMILY_BYTES].copy_from_slice(&self.family.to_bytes());
+        bytes[FAMILY_BYTES..].copy_from_slice(&self.secret);
         SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
     }
 }
 
 /// Builds the `/login` and `/refresh` response body.
-pub fn token_pair(
-    access_token: String,
-    settings: &TokenSettings,
-    refresh: &RefreshToken,
-    refresh_expires_at: i64,
-    now: i64,
-) -> TokenPair {
+pub fn token_pair(access_token: String, settings: &TokenSettings, refresh: &RefreshToken, now: i64) -> TokenPair {
     TokenPair {
         access_token,
         token_type: "Bearer",
         expires_in: settings.access_ttl.as_secs(),
         refresh_token: refresh.expose().expose_secret().to_owned(),
-        refresh_expires_in: (refresh_expires_at - now).max(0) as u64,
+        refresh_expires_in: (refresh.family().expires_at - now).max(0) as u64,
     }
 }
 
@@ -222,6 +281,7 @@ mod tests {
     use std::time::Duration;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef";
+    const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
 
     fn settings() -> TokenSettings {
         TokenSettings {
@@ -248,15 +308,16 @@ mod tests {
     }
 
     fn claims(now: i64) -> serde_json::Value {
-        serde_json::json!({"iss": "https://issuer.test", "aud": "clients", "sub": "user-1", "iat": now, "exp": now + 60, "jti": "j"})
+        serde_json::json!({"iss": "https://issuer.test", "aud": "clients", "sub": USER, "iat": now, "exp": now + 60, "jti": "j"})
     }
 
     #[tokio::test]
     async fn given_an_issued_token_when_verifying_then_claims_round_trip() {
         let now = crate::now_epoch();
-        let token = tokens().issue("user-1", now).await.unwrap();
+        let user = UserId::parse(USER).unwrap();
+        let token = tokens().issue(user, true, now).await.unwrap();
         let claims = tokens().verify(&token, now).await.unwrap();
-        assert_eq!((claims.sub.as_str(), claims.exp - claims.iat), ("user-1", 900));
+        assert_eq!((claims.sub, claims.exp - claims.iat, claims.email_verified), (user, 900, true));
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!((header.typ.as_deref(), header.kid.as_deref()), (Some("at+jwt"), Some("v2")));
     }
@@ -303,7 +364,10 @@ mod tests {
         cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, SECRET), "wrong audience"));
         let mut empty_sub = claims(now);
         empty_sub["sub"] = "".into();
-        cases.push(("empty sub".into(), forge(&header(), &empty_sub, SECRET), "empty subject"));
+        cases.push(("empty sub".into(), forge(&header(), &empty_sub, SECRET), "malformed"));
+        let mut not_a_user = claims(now);
+        not_a_user["sub"] = "user-1".into();
+        cases.push(("sub not a user id".into(), forge(&header(), &not_a_user, SECRET), "malformed"));
         let mut sub_number = claims(now);
         sub_number["sub"] = 7.into();
         cases.push(("sub a number".into(), forge(&header(), &sub_number, SECRET), "malformed"));
@@ -361,25 +425,43 @@ mod tests {
         let at_limit = valid_token_of(8192, now);
         let over = valid_token_of(8193, now);
 
-        assert_eq!(tokens().verify(&at_limit, now).await.unwrap().sub, "user-1");
+        assert_eq!(tokens().verify(&at_limit, now).await.unwrap().sub.to_string(), USER);
         let refused = tokens().verify(&over, now).await;
         assert!(matches!(refused, Err(ApiError::InvalidAccessToken("token too long"))), "{refused:?}");
     }
 
     #[test]
     fn given_a_refresh_token_when_encoded_and_parsed_then_it_round_trips() {
-        let token = RefreshToken::generate().unwrap();
+        let user = UserId::generate();
+        let family = || Family::new(user, 7, true, 1_900_000_000).unwrap();
+        let token = RefreshToken::generate(family()).unwrap();
         let text = token.expose();
+        assert_eq!(text.expose_secret().len(), REFRESH_TOKEN_CHARS);
         let parsed = RefreshToken::parse(text.expose_secret()).unwrap();
         assert_eq!(parsed.hash(), token.hash());
-        assert_eq!(parsed.family_id(), token.family_id());
+        assert_eq!(parsed.family(), token.family());
+        assert_eq!((parsed.family().user_id, parsed.family().epoch), (user, 7));
+        assert_eq!((parsed.family().email_verified, parsed.family().expires_at), (true, 1_900_000_000));
         let next = token.successor(&[1; 32]);
-        assert_eq!(next.family_id(), token.family_id());
+        assert_eq!(next.family().id(), token.family().id());
         assert_ne!(next.hash(), token.hash());
         assert_eq!(parsed.successor(&[1; 32]).hash(), next.hash(), "successors are derived, not drawn");
         assert_ne!(token.successor(&[2; 32]).hash(), next.hash(), "and depend on the key");
-        assert_ne!(RefreshToken::generate().unwrap().family_id(), token.family_id());
+        assert_ne!(RefreshToken::generate(family()).unwrap().family().id(), token.family().id(), "nonces differ");
         assert!(RefreshToken::parse("short").is_none());
-        assert!(RefreshToken::parse(&"*".repeat(64)).is_none());
+        assert!(RefreshToken::parse(&"*".repeat(REFRESH_TOKEN_CHARS)).is_none());
+        // A token of the first format (48 bytes, no owner) is not one any more.
+        assert!(RefreshToken::parse(&"A".repeat(64)).is_none());
+    }
+
+    #[test]
+    fn given_a_family_name_with_an_unknown_version_or_flag_when_parsing_then_none() {
+        let token = RefreshToken::generate(Family::new(UserId::generate(), 0, false, 1).unwrap()).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(token.expose().expose_secret()).unwrap();
+        for (index, value) in [(0, 2), (1, 2), (1, 0x81), (22, 0x80)] {
+            let mut changed = bytes.clone();
+            changed[index] = value;
+            assert!(RefreshToken::parse(&URL_SAFE_NO_PAD.encode(&changed)).is_none(), "byte {index} = {value}");
+        }
     }
 }

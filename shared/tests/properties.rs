@@ -10,10 +10,10 @@ use proptest::prelude::*;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Number, Value};
 use shared::config::TokenSettings;
-use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword};
+use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword, UserId};
 use shared::http::JsonFields;
 use shared::keys::{SigningKey, SigningKeys};
-use shared::tokens::{AccessTokens, RefreshToken, MAX_TOKEN_BYTES};
+use shared::tokens::{AccessTokens, Family, RefreshToken, MAX_TOKEN_BYTES};
 use shared::ApiError;
 
 const CASES: u32 = 256;
@@ -164,18 +164,21 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(TOKEN_CASES))]
 
     #[test]
-    fn given_a_generated_refresh_token_when_exposed_and_parsed_then_the_hash_is_the_same(_case in 0..1u8) {
-        let token = RefreshToken::generate().unwrap();
+    fn given_a_generated_refresh_token_when_exposed_and_parsed_then_the_hash_is_the_same(
+        epoch: u32, verified: bool, expires_at in 0..i64::MAX,
+    ) {
+        let family = Family::new(UserId::generate(), epoch, verified, expires_at).unwrap();
+        let token = RefreshToken::generate(family.clone()).unwrap();
         let exposed = token.expose();
         let parsed = RefreshToken::parse(exposed.expose_secret()).unwrap();
         prop_assert_eq!(parsed.hash(), token.hash());
-        prop_assert_eq!(parsed.family_id(), token.family_id());
+        prop_assert_eq!(parsed.family(), &family);
         prop_assert_eq!(parsed.expose().expose_secret().to_owned(), exposed.expose_secret());
     }
 
     #[test]
     fn given_any_string_when_parsing_a_refresh_token_then_only_the_canonical_encoding_is_accepted(
-        raw in prop_oneof![hostile_string(), "[A-Za-z0-9_-]{64}", "[A-Za-z0-9_=+/-]{62,66}"],
+        raw in prop_oneof![hostile_string(), "[A-Za-z0-9_-]{104}", "[A-Za-z0-9_=+/-]{102,106}", "AQ[A-Za-z0-9_-]{102}"],
     ) {
         if let Some(token) = RefreshToken::parse(&raw) {
             prop_assert_eq!(token.expose().expose_secret().to_owned(), raw);
@@ -184,7 +187,8 @@ proptest! {
 
     #[test]
     fn given_an_issued_access_token_when_verifying_then_the_subject_comes_back(
-        sub in "\\PC{1,64}",
+        sub in any::<[u8; 16]>().prop_map(UserId::from_bytes),
+        verified: bool,
         age in 0i64..840,
     ) {
         // `exp` is checked against the clock, so the token is issued up to 14 minutes ago: still
@@ -192,11 +196,12 @@ proptest! {
         let tokens = tokens();
         let now = shared::now_epoch();
         let claims = block_on(async {
-            let token = tokens.issue(&sub, now - age).await.unwrap();
+            let token = tokens.issue(sub, verified, now - age).await.unwrap();
             tokens.verify(&token, now).await
         })
         .unwrap();
         prop_assert_eq!(claims.sub, sub);
+        prop_assert_eq!(claims.email_verified, verified);
         prop_assert_eq!(claims.exp - claims.iat, 900);
     }
 

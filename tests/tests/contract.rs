@@ -23,7 +23,8 @@ async fn given_valid_fields_when_registering_then_201_with_the_user_and_location
         &time::format_description::well_known::Rfc3339
     )
     .is_ok());
-    assert_eq!(body.as_object().unwrap().len(), 4, "no other members, never the hash: {body}");
+    assert_eq!(body["email_verified"], false, "no link followed yet");
+    assert_eq!(body.as_object().unwrap().len(), 5, "no other members, never the hash: {body}");
     assert_eq!(headers["location"], format!("/users/{id}"));
     assert_eq!(headers["content-type"], "application/json");
     assert!(headers.contains_key("x-request-id"));
@@ -132,7 +133,7 @@ async fn given_the_right_password_when_logging_in_then_200_with_a_token_pair() {
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["refresh_expires_in"], 604_800);
     let refresh = body["refresh_token"].as_str().unwrap();
-    assert_eq!(refresh.len(), 64, "48 bytes base64url: {refresh}");
+    assert_eq!(refresh.len(), 104, "78 bytes base64url: {refresh}");
     let access = body["access_token"].as_str().unwrap();
     let (status, _, me) = parts(stack.get_user("me", Some(access)).await);
     assert_eq!((status, &me), (200, &user));

@@ -123,7 +123,7 @@ async fn given_dynamodb_never_answers_when_refreshing_then_503_within_the_operat
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
-    stack.dynamodb_proxy().inject(Fault::Hang.on(UPDATE_ITEM));
+    stack.dynamodb_proxy().inject(Fault::Hang.on(TRANSACT_WRITE_ITEMS));
     stack.dynamodb_proxy().reset_counts();
 
     let started = Instant::now();
@@ -131,7 +131,7 @@ async fn given_dynamodb_never_answers_when_refreshing_then_503_within_the_operat
     let elapsed = started.elapsed();
 
     // 2 s per attempt, cut off by the 6 s operation timeout during the third.
-    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), MAX_ATTEMPTS);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), MAX_ATTEMPTS);
     assert!(elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(7), "took {elapsed:?}");
 }
 
@@ -195,12 +195,12 @@ async fn given_one_closed_connection_when_refreshing_then_the_retry_succeeds() {
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
-    stack.dynamodb_proxy().inject(Fault::Close.on(UPDATE_ITEM).times(1));
+    stack.dynamodb_proxy().inject(Fault::Close.on(TRANSACT_WRITE_ITEMS).times(1));
     stack.dynamodb_proxy().reset_counts();
 
     let refreshed = assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
 
-    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), 2);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 2);
     assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
 }
 
@@ -316,7 +316,7 @@ async fn given_a_failing_rotation_when_refreshing_then_the_presented_token_still
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let presented = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
-    stack.dynamodb_proxy().inject(Fault::ServerError(503).on(UPDATE_ITEM));
+    stack.dynamodb_proxy().inject(Fault::ServerError(503).on(TRANSACT_WRITE_ITEMS));
 
     assert_unavailable(stack.refresh_with(&presented).await);
     assert_eq!(only_session(&stack).await["generation"].as_n().unwrap(), "0", "nothing rotated");
@@ -334,14 +334,14 @@ async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refre
     let stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
     let presented = token(&stack.login_user(EMAIL, PASSWORD).await, "refresh_token").to_owned();
-    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(UPDATE_ITEM).times(1));
+    stack.dynamodb_proxy().inject(Fault::LoseResponse.on(TRANSACT_WRITE_ITEMS).times(1));
     stack.dynamodb_proxy().reset_counts();
 
-    // The first attempt rotated the family; the retry must recognise its own rotation rather
-    // than take it for a replayed token and revoke the family.
+    // The first attempt rotated the family; the retry (same `ClientRequestToken`) must be
+    // recognised as the same transaction rather than taken for a replayed token.
     let refreshed = assert_success(stack.refresh_with(&presented).await, 200);
 
-    assert_eq!(stack.dynamodb_proxy().count(UPDATE_ITEM), 2);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 2);
     let session = only_session(&stack).await;
     assert_eq!(session["generation"].as_n().unwrap(), "1");
     assert!(!session.contains_key("revoked_at"), "{session:?}");
@@ -358,7 +358,7 @@ async fn given_a_replayed_token_and_a_failing_revocation_when_refreshing_then_50
 
     // WHEN the spent token is replayed: the rotation is refused as reuse, and every attempt of
     // the revocation that follows fails
-    stack.dynamodb_proxy().inject(Fault::ServerError(500).on(UPDATE_ITEM).after(1));
+    stack.dynamodb_proxy().inject(Fault::ServerError(500).on(UPDATE_ITEM));
     assert_unavailable(stack.refresh_with(&spent).await);
 
     // THEN nothing pretends the family is revoked: it is not yet, and the replay, retried, revokes it

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use shared::domain::{NewPassword, PasswordPolicy};
+use shared::domain::{NewPassword, PasswordPolicy, UserId};
 use shared::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,11 +55,11 @@ async fn measure(op: Op, n: usize, user_id: Option<String>) -> Result<Measuremen
         }
         Op::GetUser => {
             let store = store().await?;
-            let id = user_id.ok_or("--user-id is required")?;
-            store.user(&id).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
+            let id = user_id.as_deref().and_then(UserId::parse).ok_or("--user-id (a user id) is required")?;
+            store.user(id).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
             let (cpu0, wall0) = (clock()?, Instant::now());
             for _ in 0..n {
-                store.user(&id).await.map_err(|e| e.to_string())?;
+                store.user(id).await.map_err(|e| e.to_string())?;
             }
             finish(n, cpu0, clock()?, wall0)
         }
@@ -70,25 +70,26 @@ async fn measure(op: Op, n: usize, user_id: Option<String>) -> Result<Measuremen
             let token = std::env::var("BENCH_REFRESH_TOKEN").map_err(|_| "BENCH_REFRESH_TOKEN is required")?;
             let token =
                 shared::tokens::RefreshToken::parse(&token).ok_or("BENCH_REFRESH_TOKEN is not a refresh token")?;
-            let (family, now) = (token.family_id(), shared::now_epoch());
-            // Token hashes have the real shape (43 base64url characters); they are computed
-            // before the clock starts.
-            let mut hashes = vec![token.hash()];
-            hashes.extend((0..=n).map(|i| format!("{i:043}")));
+            let now = shared::now_epoch();
+            // The hashes of a chain of successors (under an arbitrary key), computed before the
+            // clock starts.
+            let mut chain = vec![token];
+            for i in 0..=n {
+                let next = chain[i].successor(&[7; 32]);
+                chain.push(next);
+            }
+            let hashes: Vec<_> = chain.iter().map(|token| token.hash()).collect();
+            let family = chain[0].family();
             // No reuse grace: every rotation presents the current hash, so none is a repeat.
             let rotate = |i: usize| {
-                let token = shared::store::PresentedToken {
-                    family_id: &family,
-                    hash: &hashes[i],
-                    successor_hash: &hashes[i + 1],
-                };
+                let token = shared::store::PresentedToken { family, hash: &hashes[i], successor_hash: &hashes[i + 1] };
                 store.rotate_session(token, 0, now)
             };
             rotate(0).await.map_err(|e| e.to_string())?;
             let (cpu0, wall0) = (clock()?, Instant::now());
             for i in 1..=n {
                 let rotation = rotate(i).await.map_err(|e| e.to_string())?;
-                if !matches!(rotation, shared::store::Rotation::Rotated { .. }) {
+                if rotation != shared::store::Rotation::Rotated {
                     return Err(format!("rotation {i}: {rotation:?}"));
                 }
             }

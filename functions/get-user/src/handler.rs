@@ -5,6 +5,7 @@ use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
+use shared::domain::UserId;
 use shared::http::{json_response, require_method, single_header};
 use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;
@@ -50,17 +51,14 @@ async fn get_user(req: &Request, deps: &TokenServices, log: &mut RequestLog) -> 
     require_method(req, &Method::GET)?;
     let token = bearer_token(req)?;
     let claims = deps.tokens.verify(token, now_epoch()).await?;
-    log.user(&claims.sub);
+    log.user(claims.sub);
 
     let requested = req.path_parameters_ref().and_then(|params| params.first("id")).ok_or(ApiError::NotFound)?;
-    if requested != "me" {
-        let requested = uuid::Uuid::parse_str(requested).map_err(|_| ApiError::NotFound)?;
-        if requested.to_string() != claims.sub {
-            return Err(ApiError::Forbidden);
-        }
+    if requested != "me" && UserId::parse(requested).ok_or(ApiError::NotFound)? != claims.sub {
+        return Err(ApiError::Forbidden);
     }
     // A valid token whose user is gone no longer authenticates anyone.
-    let user = deps.store.user(&claims.sub).await?.ok_or(ApiError::InvalidAccessToken("user no longer exists"))?;
+    let user = deps.store.user(claims.sub).await?.ok_or(ApiError::InvalidAccessToken("user no longer exists"))?;
     json_response(http::StatusCode::OK, &user)
 }
 
@@ -79,7 +77,7 @@ mod tests {
     }
 
     async fn token() -> String {
-        fixed_tokens().issue(USER, now_epoch()).await.unwrap()
+        fixed_tokens().issue(UserId::parse(USER).unwrap(), false, now_epoch()).await.unwrap()
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use shared::password::{self, Verification};
 use shared::services::TokenServices;
 use shared::store::{Attempt, NewSession};
 use shared::throttle::{Network, Refusal};
-use shared::tokens::{token_pair, RefreshToken};
+use shared::tokens::{token_pair, Family, RefreshToken};
 use shared::{now_epoch_ms, ApiError};
 
 /// What the handler needs; built once per cold start.
@@ -96,17 +96,11 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
 
     log.user(&credentials.user_id);
     // Sign first: if the key cannot be had, nothing has been written yet.
-    let access_token = tokens.issue(&credentials.user_id, now).await?;
-    let refresh = RefreshToken::generate()?;
+    let access_token = tokens.issue(credentials.user_id, credentials.email_verified, now).await?;
     let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
-    let session = NewSession {
-        family_id: &refresh.family_id(),
-        user_id: &credentials.user_id,
-        token_hash: &refresh.hash(),
-        now,
-        expires_at,
-    };
-    store.create_session(session, &attempt).await?;
+    let family = Family::new(credentials.user_id, credentials.session_epoch, credentials.email_verified, expires_at)?;
+    let refresh = RefreshToken::generate(family)?;
+    store.create_session(NewSession { family: refresh.family(), token_hash: &refresh.hash(), now }, &attempt).await?;
     if let Some(new_hash) = rehashed {
         // Best effort: the login already succeeded, and the next one will try again.
         if let Err(error) = store.upgrade_password_hash(&email, &credentials.password_hash, &new_hash).await {
@@ -114,7 +108,7 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
         }
     }
     log.outcome("logged_in");
-    json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &refresh, expires_at, now))
+    json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &refresh, now))
 }
 
 #[cfg(test)]

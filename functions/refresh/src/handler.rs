@@ -65,20 +65,19 @@ async fn refresh(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Res
     let next = presented.successor(&successor_key?.subkey(SUCCESSOR_KEY));
 
     let now = now_epoch();
-    let family_id = presented.family_id();
-    let token = PresentedToken { family_id: &family_id, hash: &presented.hash(), successor_hash: &next.hash() };
+    let family = presented.family();
+    log.user(family.user_id);
+    let token = PresentedToken { family, hash: &presented.hash(), successor_hash: &next.hash() };
     match store.rotate_session(token, deps.grace.as_secs() as i64, now).await? {
-        Rotation::Rotated { user_id, expires_at } | Rotation::Repeated { user_id, expires_at } => {
-            log.user(&user_id);
-            let access_token = tokens.issue(&user_id, now).await?;
+        Rotation::Rotated | Rotation::Repeated => {
+            let access_token = tokens.issue(family.user_id, family.email_verified, now).await?;
             log.outcome("refreshed");
-            json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, expires_at, now))
+            json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, now))
         }
-        Rotation::Reused { user_id } => {
-            log.user(&user_id);
+        Rotation::Reused => {
             log.outcome("reuse_detected");
-            log.detail("family", &family_id);
-            store.revoke_session(&family_id, now).await?;
+            log.detail("family", family.id());
+            store.revoke_session(family, now).await?;
             log.alert("used refresh token presented; family revoked");
             Err(ApiError::InvalidRefreshToken("reused"))
         }

@@ -4,7 +4,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 use shared::aws::Clients;
 use shared::config::ConfigError;
-use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy};
+use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, UserId};
 use shared::http::{json_response, require_method, JsonFields};
 use shared::lambda::{Function, RequestLog};
 use shared::store::{Registration, Store, User};
@@ -57,14 +57,15 @@ async fn register(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Re
     let password_hash = password::hash(password).await?;
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: UserId::generate(),
         email: email.to_string(),
         name: name.to_string(),
         created_at: now.format(&Rfc3339).map_err(|e| ApiError::Internal(e.into()))?,
+        email_verified: false,
     };
     match deps.store.register(&user, &email, &password_hash).await? {
         Registration::Created => {
-            log.user(&user.id);
+            log.user(user.id);
             log.outcome("created");
             let mut response = json_response(http::StatusCode::CREATED, &user)?;
             let location = http::HeaderValue::from_str(&format!("/users/{}", user.id))

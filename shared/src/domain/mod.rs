@@ -3,10 +3,12 @@
 //! forget a check. Each constructor returns a message fit for a problem+json `errors` entry.
 
 mod email;
+mod ids;
 mod name;
 mod password;
 
 pub use email::Email;
+pub use ids::{FamilyId, PasswordHash, TokenHash, UserId};
 pub use name::DisplayName;
 pub use password::{NewPassword, PasswordPolicy, SubmittedPassword, MAX_PASSWORD_CHARS};
 

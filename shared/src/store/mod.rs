@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Email;
+use crate::domain::{Email, FamilyId, UserId};
 use crate::error::DependencyError;
 
 pub use failures::{Attempt, ReservedAttempt};
@@ -40,13 +40,13 @@ pub struct Store {
     table: String,
 }
 
-fn user_key(id: &str) -> String {
+fn user_key(id: UserId) -> String {
     format!("USER#{id}")
 }
 fn email_key(email: &Email) -> String {
     format!("EMAIL#{email}")
 }
-fn session_key(family_id: &str) -> String {
+fn session_key(family_id: &FamilyId) -> String {
     format!("SESSION#{family_id}")
 }
 

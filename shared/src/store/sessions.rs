@@ -1,21 +1,23 @@
 //! Refresh-token families.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
-    from_item, key, number, session_key, to_item, transaction_failed, unless_condition_failed, ReservedAttempt, Store,
-    SERVICE,
+    from_item, key, number, session_key, to_item, transaction_failed, unless_condition_failed, user_key,
+    ReservedAttempt, Store, SERVICE,
 };
+use crate::domain::{TokenHash, UserId};
 use crate::error::DependencyError;
+use crate::tokens::Family;
 
 #[derive(Serialize, Deserialize)]
 struct SessionItem {
     pk: String,
-    user_id: String,
+    user_id: UserId,
     token_hash: String,
     created_at: i64,
     /// Absolute end of the family's life; also the table's TTL attribute.
@@ -26,52 +28,40 @@ struct SessionItem {
     previous_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotated_at: Option<i64>,
-    /// A random id of the call that made the last rotation: its own retry recognises it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rotation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
 }
 
 /// A new refresh-token family, created at login.
 pub struct NewSession<'a> {
-    pub family_id: &'a str,
-    pub user_id: &'a str,
-    pub token_hash: &'a str,
+    pub family: &'a Family,
+    pub token_hash: &'a TokenHash,
     pub now: i64,
-    pub expires_at: i64,
 }
 
 /// A refresh token as the store sees it: its family, its hash and its successor's hash.
 pub struct PresentedToken<'a> {
-    pub family_id: &'a str,
-    pub hash: &'a str,
-    pub successor_hash: &'a str,
+    pub family: &'a Family,
+    pub hash: &'a TokenHash,
+    pub successor_hash: &'a TokenHash,
 }
 
 /// The outcome of presenting a refresh token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was the family's current one; its successor is now.
-    Rotated {
-        user_id: String,
-        expires_at: i64,
-    },
+    Rotated,
     /// The token is the one the current token replaced, within the grace window: the client
     /// gets the current token (the presented one's successor) again.
-    Repeated {
-        user_id: String,
-        expires_at: i64,
-    },
+    Repeated,
     /// No such family.
     Unknown,
     Expired,
+    /// The family was revoked, or every family of its user was (or the user is gone).
     Revoked,
     /// The family exists but the token is an older one, or the one just replaced after the
     /// grace window: a replay.
-    Reused {
-        user_id: String,
-    },
+    Reused,
 }
 
 impl Store {
@@ -85,24 +75,7 @@ impl Store {
         session: NewSession<'_>,
         attempt: &ReservedAttempt,
     ) -> Result<(), DependencyError> {
-        let item = to_item(&SessionItem {
-            pk: session_key(session.family_id),
-            user_id: session.user_id.to_owned(),
-            token_hash: session.token_hash.to_owned(),
-            created_at: session.now,
-            expires_at: session.expires_at,
-            generation: 0,
-            previous_hash: None,
-            rotated_at: None,
-            rotation_id: None,
-            revoked_at: None,
-        })?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| DependencyError::failed(SERVICE, e))?;
+        let put = self.session_put(&session)?;
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
@@ -113,78 +86,137 @@ impl Store {
             .map_err(transaction_failed)
     }
 
-    /// Replaces the family's current token hash by the presented token's successor in one
-    /// conditional update, so that of any number of concurrent presentations exactly one
-    /// rotates. Expiry is checked here too, since DynamoDB deletes expired items lazily.
+    /// The `Put` of a new family's item, for a transaction.
+    pub(super) fn session_put(&self, session: &NewSession<'_>) -> Result<Put, DependencyError> {
+        let item = to_item(&SessionItem {
+            pk: session_key(&session.family.id()),
+            user_id: session.family.user_id,
+            token_hash: session.token_hash.as_str().to_owned(),
+            created_at: session.now,
+            expires_at: session.family.expires_at,
+            generation: 0,
+            previous_hash: None,
+            rotated_at: None,
+            revoked_at: None,
+        })?;
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))
+    }
+
+    /// Replaces the family's current token hash by the presented token's successor, in one
+    /// transaction that also checks the family's user: still there, and with the session epoch
+    /// the family began in (no "log out everywhere" since). Of any number of concurrent
+    /// presentations exactly one rotates. Expiry is checked here too, since DynamoDB deletes
+    /// expired items lazily.
     ///
-    /// When the condition fails, the item as it was tells what happened, with no second call:
-    /// this call's own rotation, seen by an SDK retry after a lost answer (`rotation_id`); the
-    /// token just replaced, presented again within `grace` seconds (`Repeated`); or a replay.
+    /// When the family's condition fails, the item as it was tells what happened, with no second
+    /// call: the token just replaced, presented again within `grace` seconds (`Repeated`, after
+    /// one read that makes sure the user's sessions still stand), or a replay. An SDK retry
+    /// after a lost answer is recognised by DynamoDB itself (`ClientRequestToken`).
     pub async fn rotate_session(
         &self,
         token: PresentedToken<'_>,
         grace: i64,
         now: i64,
     ) -> Result<Rotation, DependencyError> {
-        let rotation_id = uuid::Uuid::new_v4().simple().to_string();
-        let result = self
-            .client
-            .update_item()
+        let family = token.family;
+        let rotate = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(session_key(token.family_id))))
+            .set_key(Some(key(session_key(&family.id()))))
             .update_expression(
-                "SET token_hash = :new, previous_hash = :presented, generation = generation + :one, \
-                 rotated_at = :now, rotation_id = :rotation",
+                "SET token_hash = :new, previous_hash = :presented, generation = generation + :one, rotated_at = :now",
             )
             .condition_expression("token_hash = :presented AND expires_at > :now AND attribute_not_exists(revoked_at)")
-            .expression_attribute_values(":new", AttributeValue::S(token.successor_hash.to_owned()))
-            .expression_attribute_values(":presented", AttributeValue::S(token.hash.to_owned()))
+            .expression_attribute_values(":new", AttributeValue::S(token.successor_hash.as_str().to_owned()))
+            .expression_attribute_values(":presented", AttributeValue::S(token.hash.as_str().to_owned()))
             .expression_attribute_values(":now", number(now))
             .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":rotation", AttributeValue::S(rotation_id.clone()))
-            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(rotate).build())
+            .transact_items(TransactWriteItem::builder().condition_check(self.sessions_stand(family)?).build())
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let item: SessionItem = from_item(output.attributes.unwrap_or_default())?;
-                Ok(Rotation::Rotated { user_id: item.user_id, expires_at: item.expires_at })
-            }
-            Err(error) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = error.as_service_error() else {
-                    return Err(DependencyError::from_sdk(SERVICE, error));
-                };
-                let Some(old) = failed.item().cloned() else { return Ok(Rotation::Unknown) };
-                let old: SessionItem = from_item(old)?;
-                // `grace > 0` on its own: a rotation stamped with a later second than our `now`
-                // (a concurrent request's clock) gives a negative age, which is below any window.
-                let just_replaced = grace > 0
-                    && old.previous_hash.as_deref() == Some(token.hash)
-                    && old.token_hash == token.successor_hash
-                    && old.rotated_at.is_some_and(|at| now - at < grace);
-                Ok(if old.revoked_at.is_some() {
-                    Rotation::Revoked
-                } else if old.rotation_id.as_deref() == Some(rotation_id.as_str()) {
-                    Rotation::Rotated { user_id: old.user_id, expires_at: old.expires_at }
-                } else if old.expires_at <= now {
-                    Rotation::Expired
-                } else if just_replaced {
-                    Rotation::Repeated { user_id: old.user_id, expires_at: old.expires_at }
-                } else {
-                    Rotation::Reused { user_id: old.user_id }
-                })
-            }
+        let Err(error) = result else { return Ok(Rotation::Rotated) };
+        let reasons = match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(e)) => e.cancellation_reasons().to_vec(),
+            _ => Vec::new(),
+        };
+        let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(1) {
+            return Ok(Rotation::Revoked);
         }
+        if !failed(0) {
+            return Err(transaction_failed(error));
+        }
+        let Some(old) = reasons[0].item().cloned() else { return Ok(Rotation::Unknown) };
+        let old: SessionItem = from_item(old)?;
+        // `grace > 0` on its own: a rotation stamped with a later second than our `now` (a
+        // concurrent request's clock) gives a negative age, which is below any window.
+        let just_replaced = grace > 0
+            && old.previous_hash.as_deref() == Some(token.hash.as_str())
+            && old.token_hash == token.successor_hash.as_str()
+            && old.rotated_at.is_some_and(|at| now - at < grace);
+        Ok(if old.revoked_at.is_some() {
+            Rotation::Revoked
+        } else if old.expires_at <= now {
+            Rotation::Expired
+        } else if just_replaced {
+            // The transaction stopped at the family's condition, so the user's may not have been
+            // evaluated: read it before handing out the current token again.
+            if self.epoch_of(family.user_id).await? == Some(family.epoch) {
+                Rotation::Repeated
+            } else {
+                Rotation::Revoked
+            }
+        } else {
+            Rotation::Reused
+        })
     }
 
-    /// Revokes a whole family (reuse detected): no token of it will rotate again.
-    pub async fn revoke_session(&self, family_id: &str, now: i64) -> Result<(), DependencyError> {
+    /// A transaction's check that `family`'s user exists and has not revoked every family since
+    /// it began. Accounts stored before the epoch existed have none: epoch 0.
+    pub(super) fn sessions_stand(&self, family: &Family) -> Result<ConditionCheck, DependencyError> {
+        let condition = if family.epoch == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(session_epoch) OR session_epoch = :epoch)"
+        } else {
+            "session_epoch = :epoch"
+        };
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(family.user_id))))
+            .condition_expression(condition)
+            .expression_attribute_values(":epoch", number(i64::from(family.epoch)))
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))
+    }
+
+    /// The user's session epoch, `None` when there is no such user (a strongly consistent read).
+    async fn epoch_of(&self, user_id: UserId) -> Result<Option<u32>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Epoch {
+            #[serde(default)]
+            session_epoch: u32,
+        }
+        let item: Option<Epoch> = self.get(user_key(user_id)).await?;
+        Ok(item.map(|item| item.session_epoch))
+    }
+
+    /// Revokes a whole family (reuse detected, logout): no token of it will rotate again.
+    pub async fn revoke_session(&self, family: &Family, now: i64) -> Result<(), DependencyError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(session_key(family_id))))
+            .set_key(Some(key(session_key(&family.id()))))
             .update_expression("SET revoked_at = :now")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
             .expression_attribute_values(":now", number(now))

@@ -7,7 +7,7 @@ use super::{
     cancellation_reasons, email_key, key, to_item, transaction_failed, unless_condition_failed, user_key, Store,
     SERVICE,
 };
-use crate::domain::Email;
+use crate::domain::{Email, PasswordHash, UserId};
 use crate::error::DependencyError;
 
 /// Attempts at a registration transaction that DynamoDB cancelled because a concurrent
@@ -17,10 +17,14 @@ const TRANSACTION_ATTEMPTS: u32 = 3;
 /// A user's public profile, as stored and as returned by `/register` and `/users/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub created_at: String,
+    /// Whether the owner of `email` proved it by following a link mailed to it. Accounts stored
+    /// before the flag existed read as unverified.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,20 +32,31 @@ struct UserItem {
     pk: String,
     #[serde(flatten)]
     user: User,
+    /// Moves whenever every refresh-token family of the user is revoked (see `sessions.rs`).
+    #[serde(default)]
+    session_epoch: u32,
 }
 
+/// The `EMAIL#` item: what login needs, in the one item it can find by email. `email_verified`
+/// and `session_epoch` repeat the `USER#` item's and are always written with them.
 #[derive(Serialize, Deserialize)]
 struct CredentialsItem {
     pk: String,
-    user_id: String,
+    user_id: UserId,
     password_hash: String,
+    #[serde(default)]
+    email_verified: bool,
+    #[serde(default)]
+    session_epoch: u32,
 }
 
-/// What login needs to check a password.
+/// What login needs to check a password and start a session.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    pub user_id: String,
-    pub password_hash: String,
+    pub user_id: UserId,
+    pub password_hash: PasswordHash,
+    pub email_verified: bool,
+    pub session_epoch: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -57,7 +72,7 @@ impl Store {
         &self,
         user: &User,
         email: &Email,
-        password_hash: &str,
+        password_hash: &PasswordHash,
     ) -> Result<Registration, DependencyError> {
         let put = |item, what| {
             Put::builder()
@@ -68,12 +83,15 @@ impl Store {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(|e| DependencyError::failed(SERVICE, format!("building {what} put: {e}")))
         };
-        let user_put = put(to_item(&UserItem { pk: user_key(&user.id), user: user.clone() })?, "user")?;
+        let user_put =
+            put(to_item(&UserItem { pk: user_key(user.id), user: user.clone(), session_epoch: 0 })?, "user")?;
         let email_put = put(
             to_item(&CredentialsItem {
                 pk: email_key(email),
-                user_id: user.id.clone(),
-                password_hash: password_hash.to_owned(),
+                user_id: user.id,
+                password_hash: password_hash.as_str().to_owned(),
+                email_verified: user.email_verified,
+                session_epoch: 0,
             })?,
             "credentials",
         )?;
@@ -103,8 +121,8 @@ impl Store {
     pub async fn upgrade_password_hash(
         &self,
         email: &Email,
-        old_hash: &str,
-        new_hash: &str,
+        old_hash: &PasswordHash,
+        new_hash: &PasswordHash,
     ) -> Result<(), DependencyError> {
         let result = self
             .client
@@ -113,8 +131,8 @@ impl Store {
             .set_key(Some(key(email_key(email))))
             .update_expression("SET password_hash = :new")
             .condition_expression("password_hash = :old")
-            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
-            .expression_attribute_values(":old", AttributeValue::S(old_hash.to_owned()))
+            .expression_attribute_values(":new", AttributeValue::S(new_hash.as_str().to_owned()))
+            .expression_attribute_values(":old", AttributeValue::S(old_hash.as_str().to_owned()))
             .send()
             .await;
         unless_condition_failed(result)
@@ -123,10 +141,15 @@ impl Store {
     /// The credentials of an email, if it is registered (a strongly consistent read).
     pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, DependencyError> {
         let item: Option<CredentialsItem> = self.get(email_key(email)).await?;
-        Ok(item.map(|item| Credentials { user_id: item.user_id, password_hash: item.password_hash }))
+        Ok(item.map(|item| Credentials {
+            user_id: item.user_id,
+            password_hash: PasswordHash::new(item.password_hash),
+            email_verified: item.email_verified,
+            session_epoch: item.session_epoch,
+        }))
     }
 
-    pub async fn user(&self, id: &str) -> Result<Option<User>, DependencyError> {
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, DependencyError> {
         let item: Option<UserItem> = self.get(user_key(id)).await?;
         Ok(item.map(|item| item.user))
     }
