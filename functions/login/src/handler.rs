@@ -94,7 +94,7 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
         }
     };
 
-    log.user(&credentials.user_id);
+    log.user(credentials.user_id);
     // Sign first: if the key cannot be had, nothing has been written yet.
     let access_token = tokens.issue(credentials.user_id, credentials.email_verified, now).await?;
     let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
