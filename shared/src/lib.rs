@@ -5,6 +5,7 @@
 //! Each function binary only wires these together; the handlers take them as arguments so that
 //! tests can call a handler with a request built from an `events/*.json` fixture.
 
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod domain;

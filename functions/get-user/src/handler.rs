@@ -6,7 +6,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::domain::UserId;
-use shared::http::{json_response, require_method, single_header};
+use shared::auth::authenticate;
+use shared::http::{json_response, require_method};
 use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;
 use shared::{now_epoch, ApiError};
@@ -29,29 +30,9 @@ impl Function for Deps {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive). Public for
-/// the fuzz targets.
-pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
-    let header = single_header(req.headers(), &http::header::AUTHORIZATION)
-        .map_err(|_| ApiError::InvalidAccessToken("duplicate authorization header"))?
-        .ok_or(ApiError::MissingAccessToken)?;
-    let value = header.to_str().map_err(|_| ApiError::InvalidAccessToken("non-ASCII authorization header"))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::MissingAccessToken);
-    }
-    let token = token.trim();
-    if token.is_empty() || token.contains(' ') {
-        return Err(ApiError::InvalidAccessToken("malformed bearer credentials"));
-    }
-    Ok(token)
-}
-
 async fn get_user(req: &Request, deps: &TokenServices, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::GET)?;
-    let token = bearer_token(req)?;
-    let claims = deps.tokens.verify(token, now_epoch()).await?;
-    log.user(claims.sub);
+    let claims = authenticate(req, &deps.tokens, now_epoch(), log).await?;
 
     let requested = req.path_parameters_ref().and_then(|params| params.first("id")).ok_or(ApiError::NotFound)?;
     if requested != "me" && UserId::parse(requested).ok_or(ApiError::NotFound)? != claims.sub {

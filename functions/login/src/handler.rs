@@ -11,13 +11,12 @@ use lambda_http::{Body, Request, Response};
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::domain::{Email, SubmittedPassword};
-use shared::http::{json_response, require_method, source_ip, JsonFields};
+use shared::auth::{Checked, PasswordCheck};
+use shared::http::{json_response, require_method, JsonFields};
 use shared::keys::ThrottleKeys;
 use shared::lambda::{Function, RequestLog};
-use shared::password::{self, Verification};
 use shared::services::TokenServices;
-use shared::store::{Attempt, NewSession};
-use shared::throttle::{Network, Refusal};
+use shared::store::NewSession;
 use shared::tokens::{token_pair, Family, RefreshToken};
 use shared::{now_epoch_ms, ApiError};
 
@@ -61,40 +60,9 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
     let now_ms = now_epoch_ms();
     let now = now_ms.div_euclid(1000);
     let throttle = deps.throttle.key().await?;
-    let record = throttle.failure_key(&email);
-    let network = throttle.network_id(&Network::of(source_ip(req).as_deref()));
-    // A network the account logged in from within a refresh-token lifetime is "known".
-    let known_since = now - tokens.settings().refresh_ttl.as_secs() as i64;
-    let (attempt, credentials) =
-        tokio::join!(store.reserve_attempt(&record, &network, known_since, now_ms), store.credentials(&email));
-    let attempt = match attempt? {
-        Attempt::Reserved(attempt) => attempt,
-        Attempt::Refused(refusal) => {
-            let (outcome, error) = match refusal {
-                Refusal::Delayed(seconds) => ("throttled", ApiError::TooManyAttempts(seconds)),
-                Refusal::Locked => ("locked", ApiError::AccountLocked),
-            };
-            log.outcome(outcome);
-            return Err(error);
-        }
-    };
-    let credentials = credentials?;
-    let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let (credentials, rehashed) = match (password::verify(password, stored_hash).await?, credentials) {
-        (Verification::Match { rehashed }, Some(credentials)) => (credentials, rehashed),
-        (_, credentials) => {
-            // The attempt is already counted; unknown emails exactly like known ones.
-            if let Some(credentials) = credentials {
-                log.user(credentials.user_id);
-            }
-            log.outcome("bad_credentials");
-            log.detail("account_failures", attempt.account_failures);
-            log.detail("network_failures", attempt.network_failures);
-            return Err(ApiError::InvalidCredentials);
-        }
-    };
+    let check = PasswordCheck { store, throttle: &throttle, known_for: tokens.settings().refresh_ttl, now_ms };
+    let Checked { credentials, attempt, rehashed } = check.check(req, &email, password, None, log).await?;
 
-    log.user(credentials.user_id);
     // Sign first: if the key cannot be had, nothing has been written yet.
     let access_token = tokens.issue(credentials.user_id, credentials.email_verified, now).await?;
     let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
