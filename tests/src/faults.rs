@@ -41,6 +41,9 @@ pub enum Fault {
     /// `400` `TransactionCanceledException` whose reasons are these codes, one per item, as
     /// DynamoDB cancels a transaction (`TransactionConflict`: another request was writing an item).
     Canceled(&'static [&'static str]),
+    /// The upstream's own answer, except that a cancelled transaction reports no reason for the
+    /// item at this index (as if DynamoDB had stopped before evaluating its condition).
+    HideReason(usize),
 }
 
 /// A fault for some requests: all of them, or only one operation's, after the first `after` of
@@ -218,6 +221,18 @@ async fn handle(
                 "CancellationReasons": reasons,
             });
             Ok(json_response(StatusCode::BAD_REQUEST, kind, body))
+        }
+        Some(Fault::HideReason(index)) => {
+            let response = forward(request, &client, &upstream).await?;
+            let (mut parts, body) = response.into_parts();
+            // The body changes: its length and checksum (which the SDK verifies) go with it.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.remove("x-amz-crc32");
+            let mut body: serde_json::Value = serde_json::from_slice(&body.collect().await?.to_bytes())?;
+            if let Some(reason) = body["CancellationReasons"].get_mut(index) {
+                *reason = serde_json::json!({"Code": "None"});
+            }
+            Ok(Response::from_parts(parts, Full::new(Bytes::from(body.to_string()))))
         }
         Some(Fault::LoseResponse) => {
             forward(request, &client, &upstream).await?;

@@ -309,6 +309,8 @@ pub struct Stack {
     pub refresh: Service<refresh::Deps>,
     pub get_user: Service<get_user::Deps>,
     pub health: Service<health::Deps>,
+    pub logout: Service<logout::Deps>,
+    pub logout_all: Service<logout_all::Deps>,
     functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
@@ -386,6 +388,8 @@ impl Stack {
             refresh: functions["RefreshFunction"].service(),
             get_user: functions["GetUserFunction"].service(),
             health: functions["HealthFunction"].service(),
+            logout: functions["LogoutFunction"].service(),
+            logout_all: functions["LogoutAllFunction"].service(),
             dynamodb,
             secrets,
             stack,
@@ -429,6 +433,8 @@ impl Stack {
             Some("/refresh") => self.refresh.call(request).await,
             Some("/users/{id}") => self.get_user.call(request).await,
             Some("/health") => self.health.call(request).await,
+            Some("/logout") => self.logout.call(request).await,
+            Some("/logout/all") => self.logout_all.call(request).await,
             other => panic!("no function serves {other:?}"),
         }
     }
@@ -477,6 +483,22 @@ impl Stack {
 
     pub async fn refresh_with(&self, refresh_token: &str) -> Response<Body> {
         self.post("refresh", &serde_json::json!({"refresh_token": refresh_token})).await
+    }
+
+    pub async fn logout_with(&self, refresh_token: &str) -> Response<Body> {
+        self.post("logout", &serde_json::json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Sends the fixture `route.json` with `Authorization: Bearer <token>` and, if given, `body`.
+    pub async fn bearer(&self, route: &str, token: &str, body: Option<&Value>) -> Response<Body> {
+        let mut event = event_json(&format!("{route}.json"));
+        let value = format!("Bearer {token}");
+        event["headers"]["Authorization"] = value.clone().into();
+        event["multiValueHeaders"]["Authorization"] = serde_json::json!([value]);
+        if let Some(body) = body {
+            event["body"] = body.to_string().into();
+        }
+        self.send(&event).await
     }
 
     /// Every item in the table (tests use small tables).

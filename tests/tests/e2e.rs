@@ -54,6 +54,8 @@ async fn invoke(event: &Value) -> (u16, Value) {
         "/refresh" => "refresh",
         "/users/{id}" => "get-user",
         "/health" => "health",
+        "/logout" => "logout",
+        "/logout/all" => "logout-all",
         other => panic!("no function for {other}"),
     };
     let url = format!("{}/2015-03-31/functions/{function}/invocations", env("E2E_LAMBDA_URL"));
@@ -93,6 +95,12 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("get-user.no-token.json", 401),
         ("get-user.bad-token.json", 401),
         ("health.json", 200),
+        // The login's family, rotated by refresh.json: its first token is within the grace window.
+        ("logout.json", 204),
+        ("logout.invalid.json", 422),
+        ("logout.not-ours.json", 204),
+        ("logout-all.json", 204),
+        ("logout-all.no-token.json", 401),
     ];
     let mut fixtures: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()

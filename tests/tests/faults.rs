@@ -349,6 +349,27 @@ async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refre
 }
 
 #[tokio::test]
+async fn given_a_repeat_after_logging_out_everywhere_and_no_reason_for_the_user_then_the_epoch_is_read() {
+    // GIVEN a family just rotated (its previous token is within the grace window), then the
+    // user logged out everywhere; and a DynamoDB that stops at the family's failed condition,
+    // reporting nothing about the user's
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let first = stack.login_user(EMAIL, PASSWORD).await;
+    assert_success(stack.refresh_with(token(&first, "refresh_token")).await, 200);
+    assert_eq!(stack.bearer("logout-all", token(&first, "access_token"), None).await.status(), 204);
+    stack.dynamodb_proxy().inject(Fault::HideReason(1).on(TRANSACT_WRITE_ITEMS));
+    stack.dynamodb_proxy().reset_counts();
+
+    // WHEN the previous token is presented again
+    let response = stack.refresh_with(token(&first, "refresh_token")).await;
+
+    // THEN the user's epoch is read and the repeat refused
+    assert_problem(response, 401);
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), 1);
+}
+
+#[tokio::test]
 async fn given_a_replayed_token_and_a_failing_revocation_when_refreshing_then_503_and_the_retry_revokes() {
     // GIVEN a family whose first token was spent (strict mode: no grace window)
     let stack = Stack::with_proxies(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;

@@ -3,10 +3,10 @@
 
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
+use shared::auth::authenticate;
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::domain::UserId;
-use shared::auth::authenticate;
 use shared::http::{json_response, require_method};
 use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;

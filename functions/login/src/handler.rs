@@ -8,10 +8,10 @@
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::auth::{Checked, PasswordCheck};
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
 use shared::domain::{Email, SubmittedPassword};
-use shared::auth::{Checked, PasswordCheck};
 use shared::http::{json_response, require_method, JsonFields};
 use shared::keys::ThrottleKeys;
 use shared::lambda::{Function, RequestLog};

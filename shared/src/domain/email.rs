@@ -39,6 +39,11 @@ impl Email {
         Ok(Self(email))
     }
 
+    /// An address read back from the store, where only parsed addresses are written.
+    pub(crate) fn stored(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -29,7 +29,7 @@ use crate::domain::{Email, FamilyId, UserId};
 use crate::error::DependencyError;
 
 pub use failures::{Attempt, ReservedAttempt};
-pub use sessions::{NewSession, PresentedToken, Rotation};
+pub use sessions::{LoggingOut, NewSession, PresentedToken, Rotation};
 pub use users::{Credentials, Registration, User};
 
 const SERVICE: &str = "DynamoDB";

@@ -225,3 +225,41 @@ impl Store {
         unless_condition_failed(result)
     }
 }
+
+/// A refresh token presented to log out: its family and its hash.
+pub struct LoggingOut<'a> {
+    pub family: &'a Family,
+    pub hash: &'a TokenHash,
+}
+
+impl Store {
+    /// Revokes the family of a token presented to log out, if the token is the family's current
+    /// one or the one it just replaced (within `grace` seconds, as refresh would repeat it): one
+    /// conditional update. Any other token changes nothing (RFC 7009: the answer is the same).
+    /// Returns whether a family was revoked.
+    pub async fn end_session(&self, token: LoggingOut<'_>, grace: i64, now: i64) -> Result<bool, DependencyError> {
+        let condition = if grace > 0 {
+            "attribute_not_exists(revoked_at) AND (token_hash = :presented OR \
+             (previous_hash = :presented AND rotated_at > :window))"
+        } else {
+            "attribute_not_exists(revoked_at) AND token_hash = :presented"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(session_key(&token.family.id()))))
+            .update_expression("SET revoked_at = :now")
+            .condition_expression(condition)
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":presented", AttributeValue::S(token.hash.as_str().to_owned()));
+        if grace > 0 {
+            request = request.expression_attribute_values(":window", number(now - grace));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(DependencyError::from_sdk(SERVICE, e)),
+        }
+    }
+}

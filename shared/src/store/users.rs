@@ -1,6 +1,6 @@
 //! Users and their credentials.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -152,5 +152,52 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>, DependencyError> {
         let item: Option<UserItem> = self.get(user_key(id)).await?;
         Ok(item.map(|item| item.user))
+    }
+
+    /// Revokes every refresh-token family of the user at once, however many there are: moves
+    /// the session epoch on the `USER#` and `EMAIL#` items together (refresh requires a family's
+    /// epoch to be the user's). `false` when there is no such user.
+    pub async fn revoke_all_sessions(&self, user_id: UserId) -> Result<bool, DependencyError> {
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let Some(user) = self.user(user_id).await? else { return Ok(false) };
+            let email = Email::stored(&user.email);
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(self.epoch_bump(user_key(user_id), "email = :email", ":email", &user.email)?)
+                .transact_items(self.epoch_bump(email_key(&email), "user_id = :user", ":user", &user_id.to_string())?)
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(true) };
+            let reasons = cancellation_reasons(&error);
+            let changed = reasons.iter().any(|r| r == "ConditionalCheckFailed");
+            let conflict = reasons.iter().any(|r| r == "TransactionConflict");
+            // A changed email (or a deleted user) is read again; a conflict is retried.
+            if !(changed || conflict) || attempt == TRANSACTION_ATTEMPTS {
+                return Err(transaction_failed(error));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// `ADD session_epoch 1` on `pk`, if `condition` (naming `placeholder` = `value`) holds.
+    fn epoch_bump(
+        &self,
+        pk: String,
+        condition: &str,
+        placeholder: &str,
+        value: &str,
+    ) -> Result<TransactWriteItem, DependencyError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .update_expression("ADD session_epoch :one")
+            .condition_expression(condition)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(placeholder, AttributeValue::S(value.to_owned()))
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 }

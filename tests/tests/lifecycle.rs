@@ -1,0 +1,219 @@
+//! The account's life after sign-up, against DynamoDB Local and moto: logging out one session or
+//! every session.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use shared::domain::UserId;
+use shared::tokens::{Family, RefreshToken};
+use tests::{assert_problem, parts, Stack, PASSWORD};
+
+const EMAIL: &str = "ada@example.com";
+
+fn refresh_token(tokens: &Value) -> &str {
+    tokens["refresh_token"].as_str().unwrap()
+}
+
+async fn status(response: lambda_http::Response<lambda_http::Body>) -> u16 {
+    response.status().as_u16()
+}
+
+// ---- POST /logout -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_a_session_when_logging_out_with_its_token_then_204_and_only_that_family_ends() {
+    // GIVEN two sessions of one user
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let (phone, laptop) = (stack.login_user(EMAIL, PASSWORD).await, stack.login_user(EMAIL, PASSWORD).await);
+
+    // WHEN the phone logs out
+    let response = stack.logout_with(refresh_token(&phone)).await;
+
+    // THEN 204 with no body; the phone's family is over, the laptop's goes on
+    assert_eq!(response.status(), 204);
+    assert!(response.body().is_empty());
+    assert_problem(stack.refresh_with(refresh_token(&phone)).await, 401);
+    assert_eq!(status(stack.refresh_with(refresh_token(&laptop)).await).await, 200);
+}
+
+#[tokio::test]
+async fn given_a_rotated_family_when_logging_out_with_the_token_just_replaced_then_the_family_ends() {
+    // GIVEN a family whose first token was just rotated (within the 10 s grace window)
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let first = stack.login_user(EMAIL, PASSWORD).await;
+    let (_, _, second) = parts(stack.refresh_with(refresh_token(&first)).await);
+
+    // WHEN the other tab logs out with the token it still holds
+    assert_eq!(status(stack.logout_with(refresh_token(&first)).await).await, 204);
+
+    // THEN the family's current token is revoked too
+    assert_problem(stack.refresh_with(refresh_token(&second)).await, 401);
+}
+
+#[tokio::test]
+async fn given_an_older_token_or_no_grace_when_logging_out_then_204_and_nothing_changes() {
+    // GIVEN strict mode and a family rotated twice
+    let stack = Stack::with_env(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let first = stack.login_user(EMAIL, PASSWORD).await;
+    let (_, _, second) = parts(stack.refresh_with(refresh_token(&first)).await);
+    let (_, _, third) = parts(stack.refresh_with(refresh_token(&second)).await);
+
+    // WHEN the spent tokens are presented to log out, and a token of a family that never was
+    let ghost = RefreshToken::generate(Family::new(UserId::generate(), 0, false, shared::now_epoch() + 60).unwrap());
+    for spent in [refresh_token(&first), refresh_token(&second), ghost.unwrap().expose().expose_secret()] {
+        assert_eq!(status(stack.logout_with(spent).await).await, 204, "RFC 7009: the same answer");
+    }
+
+    // THEN the family goes on: a spent token is not the credential to end it
+    assert_eq!(status(stack.refresh_with(refresh_token(&third)).await).await, 200);
+}
+
+#[tokio::test]
+async fn given_a_logged_out_family_when_logging_out_again_then_204() {
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    for _ in 0..2 {
+        assert_eq!(status(stack.logout_with(refresh_token(&tokens)).await).await, 204);
+    }
+    assert_eq!(stack.dynamodb_calls.take(), 2 + 2 + 2, "register, login, one update per logout");
+}
+
+// ---- POST /logout/all -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_three_sessions_when_logging_out_everywhere_then_every_family_ends_and_a_new_login_works() {
+    // GIVEN three sessions, one of them rotated
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let sessions = [
+        stack.login_user(EMAIL, PASSWORD).await,
+        stack.login_user(EMAIL, PASSWORD).await,
+        stack.login_user(EMAIL, PASSWORD).await,
+    ];
+    let (_, _, rotated) = parts(stack.refresh_with(refresh_token(&sessions[2])).await);
+    stack.dynamodb_calls.take();
+
+    // WHEN one of them logs out everywhere
+    let access = sessions[0]["access_token"].as_str().unwrap();
+    let response = stack.bearer("logout-all", access, None).await;
+
+    // THEN 204 after two calls (the user's email, then one transaction), and no family refreshes
+    assert_eq!(response.status(), 204);
+    assert_eq!(stack.dynamodb_calls.take(), 2);
+    for token in [refresh_token(&sessions[0]), refresh_token(&sessions[1]), refresh_token(&rotated)] {
+        assert_problem(stack.refresh_with(token).await, 401);
+    }
+    // AND a session started afterwards is unaffected
+    let after = stack.login_user(EMAIL, PASSWORD).await;
+    assert_eq!(status(stack.refresh_with(refresh_token(&after)).await).await, 200);
+}
+
+#[tokio::test]
+async fn given_a_rotation_within_the_grace_window_when_logging_out_everywhere_then_the_old_token_is_not_repeated() {
+    // GIVEN a family just rotated: its previous token would be answered with the current one
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let first = stack.login_user(EMAIL, PASSWORD).await;
+    assert_eq!(status(stack.refresh_with(refresh_token(&first)).await).await, 200);
+
+    // WHEN the user logs out everywhere
+    assert_eq!(status(stack.bearer("logout-all", first["access_token"].as_str().unwrap(), None).await).await, 204);
+
+    // THEN the repeat is refused too
+    assert_problem(stack.refresh_with(refresh_token(&first)).await, 401);
+}
+
+#[tokio::test]
+async fn given_1000_open_sessions_when_logging_out_everywhere_then_all_end_within_the_one_request() {
+    // GIVEN 1,000 families of one user, written as login writes them
+    let stack = Stack::new().await;
+    let user = stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let user_id = UserId::parse(user["id"].as_str().unwrap()).unwrap();
+    let now = shared::now_epoch();
+    let tokens: Vec<_> = (0..1000)
+        .map(|_| RefreshToken::generate(Family::new(user_id, 0, false, now + 3600).unwrap()).unwrap())
+        .collect();
+    for chunk in tokens.chunks(25) {
+        let writes = chunk.iter().map(|token| {
+            let item = HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(format!("SESSION#{}", token.family().id()))),
+                ("user_id".to_owned(), AttributeValue::S(user_id.to_string())),
+                ("token_hash".to_owned(), AttributeValue::S(token.hash().as_str().to_owned())),
+                ("created_at".to_owned(), AttributeValue::N(now.to_string())),
+                ("expires_at".to_owned(), AttributeValue::N((now + 3600).to_string())),
+                ("generation".to_owned(), AttributeValue::N("0".into())),
+            ]);
+            let put = aws_sdk_dynamodb::types::PutRequest::builder().set_item(Some(item)).build().unwrap();
+            aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build()
+        });
+        stack.dynamodb.batch_write_item().request_items(&stack.table, writes.collect()).send().await.unwrap();
+    }
+    let sample = |i: usize| tokens[i].expose().expose_secret().to_owned();
+    assert_eq!(status(stack.refresh_with(&sample(999)).await).await, 200, "the families work");
+    let access = stack.login_user(EMAIL, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    stack.dynamodb_calls.take();
+
+    // WHEN the user logs out everywhere
+    assert_eq!(status(stack.bearer("logout-all", &access, None).await).await, 204);
+
+    // THEN in the same two calls every family is over: the first, the last and a spread between
+    assert_eq!(stack.dynamodb_calls.take(), 2, "no call per session");
+    for i in (0..999).step_by(111) {
+        assert_problem(stack.refresh_with(&sample(i)).await, 401);
+    }
+}
+
+#[tokio::test]
+async fn given_a_deleted_user_when_logging_out_everywhere_or_refreshing_then_401() {
+    // GIVEN a user with a session, whose items are then removed
+    let stack = Stack::new().await;
+    let user = stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    for pk in [format!("USER#{}", user["id"].as_str().unwrap()), format!("EMAIL#{EMAIL}")] {
+        stack.dynamodb.delete_item().table_name(&stack.table).key("pk", AttributeValue::S(pk)).send().await.unwrap();
+    }
+
+    // THEN neither the access token nor the refresh token gets anything
+    let (headers, _) =
+        assert_problem(stack.bearer("logout-all", tokens["access_token"].as_str().unwrap(), None).await, 401);
+    assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert_problem(stack.refresh_with(refresh_token(&tokens)).await, 401);
+}
+
+#[tokio::test]
+async fn given_a_refresh_token_naming_another_user_when_refreshing_or_logging_out_then_nothing_of_theirs_moves() {
+    // GIVEN Bob's session, and Ada's token rewritten to name Bob (the family's name is its key)
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let bob = stack.register_user("bob@example.com", PASSWORD, "Bob").await;
+    let ada = stack.login_user(EMAIL, PASSWORD).await;
+    let bobs = stack.login_user("bob@example.com", PASSWORD).await;
+    let mut bytes = base64_decode(refresh_token(&ada));
+    bytes[2..18].copy_from_slice(UserId::parse(bob["id"].as_str().unwrap()).unwrap().as_bytes());
+    let forged = base64_encode(&bytes);
+
+    // WHEN the forged token is presented
+    assert_problem(stack.refresh_with(&forged).await, 401);
+    assert_eq!(status(stack.logout_with(&forged).await).await, 204);
+
+    // THEN Bob's session and Ada's are untouched
+    assert_eq!(status(stack.refresh_with(refresh_token(&bobs)).await).await, 200);
+    assert_eq!(status(stack.refresh_with(refresh_token(&ada)).await).await, 200);
+    assert_eq!(json!(forged.len()), json!(refresh_token(&ada).len()));
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
