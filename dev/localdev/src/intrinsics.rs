@@ -213,6 +213,7 @@ impl Resolver<'_> {
                 format!("arn:aws:dynamodb:{region}:{account}:table/{name}/stream/local")
             }
             ("AWS::SecretsManager::Secret", "Id") => name.to_owned(),
+            ("AWS::SQS::Queue", "Arn") => format!("arn:aws:sqs:{region}:{account}:{name}"),
             ("AWS::Serverless::Function" | "AWS::Lambda::Function", "Arn") => {
                 format!("arn:aws:lambda:{region}:{account}:function:{name}")
             }

@@ -135,9 +135,9 @@ async fn setup(template: &TemplateArgs, stack: &StackArgs) -> Result<(), String>
     let template = load(template)?;
     let stack = LocalStack::new(&stack.stack).map_err(|e| e.to_string())?;
     let resources = StackResources::create(&template, stack, &dynamodb, &secrets).await.map_err(|e| e.to_string())?;
-    for (id, reference) in resources.refs() {
-        if template.resource_arn(id, &resources).map_err(|e| e.to_string())?.is_some() {
-            eprintln!("{id}: {reference}");
+    for kind in [localdev::stack::TABLE_TYPE, localdev::stack::SECRET_TYPE] {
+        for id in template.resources_of_type(kind).map_err(|e| e.to_string())? {
+            eprintln!("{id}: {}", resources.reference(&id).unwrap_or_default());
         }
     }
     Ok(())

@@ -112,7 +112,7 @@ impl Template {
         Ok(found)
     }
 
-    /// The ARN of a stack's table or secret (`None` for other kinds of resource).
+    /// The ARN of a stack's table, secret or queue (`None` for other kinds of resource).
     pub fn resource_arn(&self, logical_id: &str, resources: &StackResources) -> Result<Option<String>> {
         let kind = self.resource(logical_id).and_then(|r| r.get("Type")).and_then(Value::as_str);
         let Some(reference) = resources.reference(logical_id) else { return Ok(None) };
@@ -121,6 +121,7 @@ impl Template {
                 Some(format!("arn:aws:dynamodb:{}:{}:table/{reference}", self.region, self.account_id))
             }
             Some(crate::stack::SECRET_TYPE) => Some(reference.to_owned()),
+            Some("AWS::SQS::Queue") => Some(format!("arn:aws:sqs:{}:{}:{reference}", self.region, self.account_id)),
             _ => None,
         })
     }

@@ -11,6 +11,7 @@ use serde_norway::Value;
 
 use super::requests::Authorization;
 use crate::error::{template_error, Result};
+use crate::intrinsics::Resolver;
 use crate::stack::StackResources;
 use crate::template::Template;
 
@@ -24,6 +25,9 @@ pub struct StatementInfo {
     pub resources: Vec<String>,
     /// The statement's `Condition` block, as JSON (`null` when it has none).
     pub condition: Json,
+    /// Granted for Lambda's own use of the role, not for the function's code: sending an event
+    /// source mapping's discarded records to its on-failure destination (SAM adds it).
+    pub for_event_source: bool,
 }
 
 impl StatementInfo {
@@ -50,7 +54,8 @@ pub struct FunctionPolicy {
     /// `ManagedPolicyArns` of the role: not evaluated locally (see [`Policies::load`]).
     pub managed_policy_arns: Vec<String>,
     pub statements: Vec<StatementInfo>,
-    policy: IAMPolicy,
+    /// One per inline policy: each keeps its own `Version`.
+    documents: Vec<IAMPolicy>,
 }
 
 /// A decision, and which statements allowed the request.
@@ -79,7 +84,8 @@ impl FunctionPolicy {
         );
         let options =
             EvaluationOptions { stop_on_explicit_deny: false, collect_match_details: true, ..Default::default() };
-        let result = PolicyEvaluator::with_policies(vec![self.policy.clone()])
+        // Statement details come in order, document after document, as `statements` does.
+        let result = PolicyEvaluator::with_policies(self.documents.clone())
             .with_options(options)
             .evaluate(&request)
             .map_err(|e| template_error(format!("evaluating {}: {e}", authorization.action)))?;
@@ -91,6 +97,16 @@ impl FunctionPolicy {
             .map(|(i, _)| i)
             .collect();
         Ok(Verdict { decision: result.decision, allowed_by })
+    }
+
+    /// The verdict on a request that needs any one of `alternatives`: an explicit deny of any of
+    /// them, else the first allowed, else the first; with the index of the one decided on.
+    pub fn evaluate_any(&self, principal_arn: &str, alternatives: &[Authorization]) -> Result<(usize, Verdict)> {
+        let verdicts = alternatives.iter().map(|a| self.evaluate(principal_arn, a)).collect::<Result<Vec<_>>>()?;
+        let decided = |decision| verdicts.iter().position(|v: &Verdict| v.decision == decision);
+        let index = decided(Decision::Deny).or_else(|| decided(Decision::Allow)).unwrap_or(0);
+        let verdict = verdicts.get(index).cloned().ok_or_else(|| template_error("nothing to authorise"))?;
+        Ok((index, verdict))
     }
 }
 
@@ -112,10 +128,28 @@ fn strings(value: Option<&Json>) -> Vec<String> {
     }
 }
 
+/// The on-failure destinations of the event source mappings that invoke the function whose `!Ref`
+/// is `target`.
+fn on_failure_destinations(cfn: &Template, resolver: &Resolver<'_>, target: &str) -> Result<Vec<String>> {
+    let mut destinations = Vec::new();
+    for id in cfn.resources_of_type("AWS::Lambda::EventSourceMapping")? {
+        let Some(props) = cfn.resource(&id).and_then(|r| r.get("Properties")) else { continue };
+        let invokes = props.get("FunctionName").map(|name| resolver.string(name)).transpose()?;
+        let destination = props.get("DestinationConfig").and_then(|d| d.get("OnFailure")?.get("Destination"));
+        if let (Some(name), Some(destination)) = (invokes, destination) {
+            if name == target {
+                destinations.push(resolver.string(destination)?);
+            }
+        }
+    }
+    Ok(destinations)
+}
+
 impl Policies {
     /// The inline policies of each `AWS::Lambda::Function`'s role in `cfn` (a transformed template,
     /// see [`super::transformed`]), resolved against `resources`. A policy document without
-    /// `Version` is read as IAM does, as version 2008-10-17. Managed policies are listed but not
+    /// `Version` is read as IAM does, as version 2008-10-17 (SAM writes the on-failure
+    /// destination's policy so). Managed policies are listed but not
     /// evaluated: the ones SAM attaches (`AWSLambdaBasicExecutionRole`, `AWSXrayWriteOnlyAccess`)
     /// cover only what the Lambda service itself does with the role, so locally a managed policy
     /// can only ever deny more than AWS would, never less.
@@ -141,42 +175,46 @@ impl Policies {
                 .cloned()
                 .ok_or_else(|| template_error(format!("{function}: role {role} not found")))?;
             let props = to_json(&resolver.resolve(&props)?.unwrap_or_default())?;
+            let target = resources.reference(&function).unwrap_or(&function);
+            let destinations = on_failure_destinations(cfn, &resolver, target)?;
             let mut statements = Vec::new();
-            let mut raw_statements = Vec::new();
-            let mut version = None;
+            let mut documents = Vec::new();
             for policy in props.get("Policies").and_then(Json::as_array).into_iter().flatten() {
                 let name = policy.get("PolicyName").and_then(Json::as_str).unwrap_or_default().to_owned();
                 let document = policy.get("PolicyDocument").cloned().unwrap_or(Json::Null);
-                let doc_version = document.get("Version").and_then(Json::as_str).unwrap_or("2008-10-17").to_owned();
-                if version.as_ref().is_some_and(|v| *v != doc_version) {
-                    return Err(template_error(format!("{role}: policies with different Versions")));
-                }
-                version = Some(doc_version);
                 let listed = match document.get("Statement") {
                     Some(Json::Array(items)) => items.clone(),
                     Some(single @ Json::Object(_)) => vec![single.clone()],
                     _ => Vec::new(),
                 };
-                for statement in listed {
+                for statement in &listed {
+                    let actions = strings(statement.get("Action"));
+                    let resources = strings(statement.get("Resource"));
+                    let for_event_source = !actions.is_empty()
+                        && actions.iter().all(|a| a == "sqs:SendMessage" || a == "sns:Publish")
+                        && !resources.is_empty()
+                        && resources.iter().all(|r| destinations.contains(r));
                     statements.push(StatementInfo {
                         policy_name: name.clone(),
                         allow: statement.get("Effect").and_then(Json::as_str) == Some("Allow"),
-                        actions: strings(statement.get("Action")),
-                        resources: strings(statement.get("Resource")),
+                        actions,
+                        resources,
                         condition: statement.get("Condition").cloned().unwrap_or(Json::Null),
+                        for_event_source,
                     });
-                    raw_statements.push(statement);
                 }
+                let version = document.get("Version").and_then(Json::as_str).unwrap_or("2008-10-17");
+                let document = serde_json::json!({"Version": version, "Statement": listed});
+                documents.push(
+                    IAMPolicy::from_json(&document.to_string())
+                        .map_err(|e| template_error(format!("{role} {name}: policy not understood: {e}")))?,
+                );
             }
-            let document = serde_json::json!({
-                "Version": version.unwrap_or_else(|| "2012-10-17".to_owned()),
-                "Statement": raw_statements,
-            });
-            let policy = IAMPolicy::from_json(&document.to_string())
-                .map_err(|e| template_error(format!("{role}: policy not understood: {e}")))?;
             let managed_policy_arns = strings(props.get("ManagedPolicyArns"));
-            by_function
-                .insert(function.clone(), FunctionPolicy { function, role, managed_policy_arns, statements, policy });
+            by_function.insert(
+                function.clone(),
+                FunctionPolicy { function, role, managed_policy_arns, statements, documents },
+            );
         }
         Ok(Self { by_function })
     }
@@ -359,5 +397,124 @@ Resources:
         assert_eq!(decide("dynamodb:UpdateItem", TABLE, &["USER#1", "EMAIL#a"]).decision, Decision::NotApplicable);
         assert_eq!(decide("dynamodb:UpdateItem", TABLE, &["USER#1", "SESSION#2"]).decision, Decision::Allow);
         assert_eq!(decide("dynamodb:GetItem", TABLE, &["user#1"]).decision, Decision::NotApplicable);
+    }
+
+    /// A mailer in miniature: SES on its sender's identities (`!Sub` with a variable map), and
+    /// the policy SAM adds, without `Version`, for its event source's on-failure queue.
+    const MAILER: &str = r#"
+Parameters:
+  SenderEmail: {Type: String, Default: no-reply@example.com}
+Resources:
+  Failures: {Type: AWS::SQS::Queue}
+  M:
+    Type: AWS::Lambda::Function
+    Properties: {Role: {"Fn::GetAtt": [MRole, Arn]}}
+  MOutbox:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: {Ref: M}
+      DestinationConfig: {OnFailure: {Destination: {"Fn::GetAtt": [Failures, Arn]}}}
+  MRole:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyName: MRolePolicy0
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+                Action: ses:SendEmail
+                Resource:
+                  - {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderEmail}"}
+                  - "Fn::Sub":
+                      - "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"
+                      - Domain: {"Fn::Select": [1, {"Fn::Split": ["@", {Ref: SenderEmail}]}]}
+              - Effect: Deny
+                Action: ses:SendEmail
+                Resource: arn:aws:ses:us-east-1:123456789012:identity/blocked@example.com
+        - PolicyName: MOutboxSQSPolicy
+          PolicyDocument:
+            Statement:
+              - {Action: sqs:SendMessage, Effect: Allow, Resource: {"Fn::GetAtt": [Failures, Arn]}}
+"#;
+
+    const ADDRESS: &str = "arn:aws:ses:us-east-1:123456789012:identity/no-reply@example.com";
+    const DOMAIN: &str = "arn:aws:ses:us-east-1:123456789012:identity/example.com";
+
+    fn mailer() -> (Policies, FunctionPolicy) {
+        let cfn = Template::from_yaml(MAILER, "").unwrap();
+        let resources = StackResources::new(&cfn, LocalStack::new("st").unwrap(), BTreeMap::new()).unwrap();
+        let policies = Policies::load(&cfn, &resources).unwrap();
+        let policy = policies.function("M").unwrap().clone();
+        (policies, policy)
+    }
+
+    fn send(resource: &str) -> Authorization {
+        Authorization {
+            action: "ses:SendEmail".into(),
+            resource: resource.into(),
+            leading_keys: vec![],
+            context: vec![],
+        }
+    }
+
+    #[test]
+    fn given_policies_of_two_versions_and_a_sub_with_variables_then_each_statement_resolves_and_evaluates() {
+        // GIVEN the mailer's role WHEN its policies load
+        let (_, policy) = mailer();
+        // THEN the sender's identity and its domain's, and SAM's queue statement kept apart
+        assert_eq!(policy.statements[0].resources, [ADDRESS, DOMAIN]);
+        assert_eq!(policy.statements[2].resources, ["arn:aws:sqs:us-east-1:123456789012:st-Failures"]);
+        let for_event_source: Vec<bool> = policy.statements.iter().map(|s| s.for_event_source).collect();
+        assert_eq!(for_event_source, [false, false, true]);
+        // AND both documents are evaluated, each statement by its index
+        let principal = "arn:aws:sts::123456789012:assumed-role/st-MRole/st-M";
+        assert_eq!(policy.evaluate(principal, &send(DOMAIN)).unwrap().allowed_by, [0]);
+        let queue = Authorization { action: "sqs:SendMessage".into(), ..send(&policy.statements[2].resources[0]) };
+        assert_eq!(policy.evaluate(principal, &queue).unwrap().allowed_by, [2]);
+    }
+
+    #[test]
+    fn given_alternatives_then_any_allowed_one_allows_and_an_explicit_deny_of_any_refuses() {
+        let (_, policy) = mailer();
+        let principal = "arn:aws:sts::123456789012:assumed-role/st-MRole/st-M";
+        let other = "arn:aws:ses:us-east-1:123456789012:identity/other@example.net";
+        let blocked = "arn:aws:ses:us-east-1:123456789012:identity/blocked@example.com";
+        let decide = |resources: &[&str]| {
+            let alternatives: Vec<_> = resources.iter().map(|r| send(r)).collect();
+            let (index, verdict) = policy.evaluate_any(principal, &alternatives).unwrap();
+            (index, verdict.decision)
+        };
+        assert_eq!(decide(&[ADDRESS, DOMAIN]), (0, Decision::Allow));
+        assert_eq!(
+            decide(&["arn:aws:ses:us-east-1:123456789012:identity/x@example.com", DOMAIN]),
+            (1, Decision::Allow)
+        );
+        assert_eq!(
+            decide(&[other, "arn:aws:ses:us-east-1:123456789012:identity/example.net"]),
+            (0, Decision::NotApplicable)
+        );
+        assert_eq!(decide(&[blocked, DOMAIN]), (0, Decision::Deny));
+    }
+
+    #[test]
+    fn given_an_on_failure_destination_statement_then_coverage_never_asks_the_code_to_use_it() {
+        // GIVEN a record where the mailer sent mail and never wrote to its queue
+        let (policies, _) = mailer();
+        let sent = super::super::record::Entry {
+            function: "M".into(),
+            action: "ses:SendEmail".into(),
+            resource: ADDRESS.into(),
+            leading_keys: vec![],
+            allowed: true,
+            statements: vec![0],
+            reason: None,
+        };
+        // WHEN the record is checked THEN nothing is missing
+        assert_eq!(super::super::record::problems(&policies, &[sent]), Vec::<String>::new());
+        // AND without the mail, the SES grant is reported unused, the queue's still not
+        let problems = super::super::record::problems(&policies, &[]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("ses:SendEmail"), "{problems:?}");
     }
 }

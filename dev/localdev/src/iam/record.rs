@@ -95,7 +95,8 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
 }
 
 /// Everything the record fails to prove: denied or unreadable calls, and every (function,
-/// statement, action) and every `dynamodb:LeadingKeys` pattern granted that no allowed call used.
+/// statement, action) and every `dynamodb:LeadingKeys` pattern granted to the function's code
+/// that no allowed call used.
 pub fn problems(policies: &Policies, entries: &[Entry]) -> Vec<String> {
     let mut problems: Vec<String> = entries
         .iter()
@@ -115,7 +116,10 @@ pub fn problems(policies: &Policies, entries: &[Entry]) -> Vec<String> {
     problems.dedup();
     for policy in policies.functions() {
         let used: Vec<&Entry> = entries.iter().filter(|e| e.allowed && e.function == policy.function).collect();
-        for (index, statement) in policy.statements.iter().enumerate().filter(|(_, s)| s.allow) {
+        // Lambda, not the function, uses an on-failure destination's statement; locally the
+        // destination is a file (see crate::stream), so no call can exercise it.
+        let granted = policy.statements.iter().enumerate().filter(|(_, s)| s.allow && !s.for_event_source);
+        for (index, statement) in granted {
             let by_statement: Vec<&&Entry> = used.iter().filter(|e| e.statements.contains(&index)).collect();
             for action in &statement.actions {
                 if !by_statement.iter().any(|e| glob(action, &e.action, true)) {
