@@ -1,7 +1,7 @@
 //! AWS SDK set-up shared by every function: one config load, deliberate retries and timeouts.
 //!
-//! Local endpoints need no code: `aws_config` honours `AWS_ENDPOINT_URL_DYNAMODB` and
-//! `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+//! Local endpoints need no code: `aws_config` honours `AWS_ENDPOINT_URL_DYNAMODB`,
+//! `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_ENDPOINT_URL_SESV2`.
 
 use std::time::Duration;
 
@@ -43,11 +43,13 @@ pub fn timeout_config() -> TimeoutConfig {
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// Only the mailer calls SES.
+    pub ses: aws_sdk_sesv2::Client,
 }
 
 impl Clients {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { dynamodb: dynamodb(config), secrets: secrets_manager(config) }
+        Self { dynamodb: dynamodb(config), secrets: secrets_manager(config), ses: aws_sdk_sesv2::Client::new(config) }
     }
 }
 

@@ -37,6 +37,38 @@ pub struct Config {
     pub refresh_reuse_grace: Duration,
     /// `*` or one exact origin, echoed in `Access-Control-Allow-Origin`.
     pub cors_allowed_origin: Option<String>,
+    pub mail: MailSettings,
+    /// Whether login refuses an account whose email is not verified (`403`).
+    pub require_verified_email: bool,
+}
+
+/// What the functions that write or send mail need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    mail_key_secret_id: Option<String>,
+    sender: Option<String>,
+    app_base_url: Option<String>,
+    /// How long a link of each purpose works.
+    pub verify_email_ttl: Duration,
+    pub change_email_ttl: Duration,
+    pub reset_password_ttl: Duration,
+}
+
+impl MailSettings {
+    /// The secret of the key mail-link tokens are derived with.
+    pub fn key_secret_id(&self) -> Result<&str, ConfigError> {
+        self.mail_key_secret_id.as_deref().ok_or(ConfigError::Missing("MAIL_KEY_SECRET_ID"))
+    }
+
+    /// The `From` address (an SES identity).
+    pub fn sender(&self) -> Result<&str, ConfigError> {
+        self.sender.as_deref().ok_or(ConfigError::Missing("SENDER_EMAIL"))
+    }
+
+    /// The client app links point at.
+    pub fn app_base_url(&self) -> Result<&str, ConfigError> {
+        self.app_base_url.as_deref().ok_or(ConfigError::Missing("APP_BASE_URL"))
+    }
 }
 
 pub const DEFAULT_ISSUER: &str = "serverless-auth";
@@ -85,6 +117,32 @@ impl Config {
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_TTL_SECONDS", 300, 0, 3600)?),
             refresh_reuse_grace: Duration::from_secs(number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?),
             cors_allowed_origin: get("CORS_ALLOWED_ORIGIN"),
+            mail: MailSettings {
+                mail_key_secret_id: get("MAIL_KEY_SECRET_ID"),
+                sender: get("SENDER_EMAIL"),
+                app_base_url: match get("APP_BASE_URL") {
+                    Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                        return Err(ConfigError::Invalid {
+                            name: "APP_BASE_URL",
+                            reason: "must be an http(s) URL".into(),
+                        })
+                    }
+                    url => url,
+                },
+                verify_email_ttl: Duration::from_secs(number("VERIFY_EMAIL_TTL_SECONDS", 86_400, 300, 604_800)?),
+                change_email_ttl: Duration::from_secs(number("CHANGE_EMAIL_TTL_SECONDS", 86_400, 300, 604_800)?),
+                reset_password_ttl: Duration::from_secs(number("RESET_PASSWORD_TTL_SECONDS", 3_600, 300, 86_400)?),
+            },
+            require_verified_email: match get("REQUIRE_VERIFIED_EMAIL").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "REQUIRE_VERIFIED_EMAIL",
+                        reason: format!("expected true or false, got {other:?}"),
+                    })
+                }
+            },
         })
     }
 
@@ -119,6 +177,23 @@ mod tests {
         assert_eq!(config.key_cache_ttl, Duration::from_secs(300));
         assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(config.signing_key_secret_id(), Err(ConfigError::Missing("SIGNING_KEY_SECRET_ID")));
+        assert_eq!(config.mail.verify_email_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.mail.change_email_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.mail.reset_password_ttl, Duration::from_secs(3600));
+        assert!(config.require_verified_email);
+        assert_eq!(config.mail.sender(), Err(ConfigError::Missing("SENDER_EMAIL")));
+    }
+
+    #[test]
+    fn given_bad_mail_settings_when_loading_then_the_error_names_the_variable() {
+        let err = config(&[("TABLE_NAME", "t"), ("REQUIRE_VERIFIED_EMAIL", "yes")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "REQUIRE_VERIFIED_EMAIL", .. }));
+        let err = config(&[("TABLE_NAME", "t"), ("APP_BASE_URL", "app.example.com")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "APP_BASE_URL", .. }));
+        let err = config(&[("TABLE_NAME", "t"), ("RESET_PASSWORD_TTL_SECONDS", "90000")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "RESET_PASSWORD_TTL_SECONDS", .. }));
+        let config = config(&[("TABLE_NAME", "t"), ("REQUIRE_VERIFIED_EMAIL", "false")]).unwrap();
+        assert!(!config.require_verified_email);
     }
 
     #[test]

@@ -83,6 +83,8 @@ impl DependencyError {
 /// The problem type of [`ApiError::AccountLocked`]: a tag URI (RFC 4151), which RFC 9457 allows
 /// for types that are identifiers rather than documentation pages.
 pub const ACCOUNT_LOCKED_TYPE: &str = "tag:serverless-auth,2026:problems:account-locked";
+/// The problem type of a login refused because the account's email is not verified yet.
+pub const EMAIL_NOT_VERIFIED_TYPE: &str = "tag:serverless-auth,2026:problems:email-not-verified";
 
 /// One entry of a `422` problem's `errors` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,6 +123,16 @@ pub enum ApiError {
     AccountLocked,
     #[error("invalid refresh token: {0}")]
     InvalidRefreshToken(&'static str),
+    /// The right password, for an account whose email is not verified (`RequireVerifiedEmail`).
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// A mailed link's token that is unknown, expired, used or superseded.
+    #[error("invalid mail token: {0}")]
+    InvalidMailToken(&'static str),
+    /// A `resend` or `forgot` request within the email's cooldown, or over its daily cap; retry
+    /// after this many seconds.
+    #[error("mail request limited for {0} s")]
+    TooManyMailRequests(u64),
     /// No bearer token at all: RFC 6750 §3.1 says to send a bare challenge.
     #[error("missing access token")]
     MissingAccessToken,
@@ -168,9 +180,12 @@ impl ApiError {
             Self::InvalidCredentials
             | Self::InvalidRefreshToken(_)
             | Self::MissingAccessToken
-            | Self::InvalidAccessToken(_) => StatusCode::UNAUTHORIZED,
-            Self::TooManyAttempts(_) | Self::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            | Self::InvalidAccessToken(_)
+            | Self::InvalidMailToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts(_) | Self::AccountLocked | Self::TooManyMailRequests(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Forbidden | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Dependency(DependencyError::Unavailable { .. }) | Self::Unhealthy(_) => {
@@ -187,7 +202,9 @@ impl ApiError {
             Self::MissingAccessToken => vec![(WWW_AUTHENTICATE, "Bearer".into())],
             Self::InvalidAccessToken(_) => vec![(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into())],
             Self::MethodNotAllowed(allow) => vec![(ALLOW, (*allow).into())],
-            Self::TooManyAttempts(seconds) => vec![(RETRY_AFTER, seconds.to_string())],
+            Self::TooManyAttempts(seconds) | Self::TooManyMailRequests(seconds) => {
+                vec![(RETRY_AFTER, seconds.to_string())]
+            }
             Self::Dependency(DependencyError::Unavailable { .. }) => {
                 vec![(RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())]
             }
@@ -220,6 +237,15 @@ impl ApiError {
                  recently, or reset the password."
                 .into(),
             Self::InvalidRefreshToken(_) => "The refresh token is invalid, expired, revoked or already used.".into(),
+            Self::EmailNotVerified => "The email address of this account is not verified yet. Follow the link mailed \
+                 to it, or ask for a new one."
+                .into(),
+            Self::InvalidMailToken(_) => "The link is invalid, expired or already used. Ask for a new one.".into(),
+            Self::TooManyMailRequests(_) => {
+                "A mail was requested for this address too recently or too often. Retry after the number of \
+                 seconds in Retry-After."
+                    .into()
+            }
             Self::MissingAccessToken | Self::InvalidAccessToken(_) => "A valid bearer access token is required.".into(),
             Self::Forbidden => "An access token only grants access to its own user.".into(),
             Self::NotFound => "The requested resource does not exist.".into(),
@@ -235,10 +261,12 @@ impl ApiError {
         Problem {
             kind: match self {
                 Self::AccountLocked => ACCOUNT_LOCKED_TYPE,
+                Self::EmailNotVerified => EMAIL_NOT_VERIFIED_TYPE,
                 _ => "about:blank",
             },
             title: match self {
                 Self::AccountLocked => "Account Locked",
+                Self::EmailNotVerified => "Email Not Verified",
                 _ => status.canonical_reason().unwrap_or("Error"),
             },
             status: status.as_u16(),

@@ -6,7 +6,7 @@
 //! after that a fresh read picks up rotations, and a key rotated out beyond `AWSPREVIOUS` (or
 //! whose `AWSPREVIOUS` label was removed) stops verifying. When Secrets Manager is down, a warm function keeps using the keys it has.
 //!
-//! [`ThrottleKeys`] holds the login throttle's HMAC key, from a secret of its own.
+//! [`HmacKeys`] holds an HMAC key from a secret of its own: the login throttle's, the mail links'.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::DependencyError;
+use crate::mail::MailKey;
 use crate::throttle::ThrottleKey;
 
 const SERVICE: &str = "Secrets Manager";
@@ -207,46 +208,72 @@ pub(crate) async fn read_secret(
     Ok(Some((version.to_owned(), SecretBox::new(secret.into()))))
 }
 
-/// The login throttle's HMAC key: read from its own secret once per process (the secret is
-/// never rotated automatically; see SECURITY.md). Until a read succeeds, each request tries
-/// again (within the SDK's retries), as for a signing key at cold start.
-pub struct ThrottleKeys {
-    source: Option<(Client, String)>,
-    key: Mutex<Option<Arc<ThrottleKey>>>,
+/// An HMAC key held in a secret of its own (the login throttle's, the mail links').
+pub trait HmacKey: Send + Sync + 'static {
+    /// What the key is for, in errors and logs.
+    const NAME: &'static str;
+    fn from_secret(secret: &[u8]) -> Self;
 }
 
-impl ThrottleKeys {
+impl HmacKey for ThrottleKey {
+    const NAME: &'static str = "throttle key";
+    fn from_secret(secret: &[u8]) -> Self {
+        ThrottleKey::new(secret)
+    }
+}
+
+impl HmacKey for MailKey {
+    const NAME: &'static str = "mail key";
+    fn from_secret(secret: &[u8]) -> Self {
+        MailKey::new(secret)
+    }
+}
+
+/// An HMAC key read from its own secret once per process (such secrets are never rotated
+/// automatically; see SECURITY.md). Until a read succeeds, each request tries again (within the
+/// SDK's retries), as for a signing key at cold start.
+pub struct HmacKeys<K> {
+    source: Option<(Client, String)>,
+    key: Mutex<Option<Arc<K>>>,
+}
+
+/// The login throttle's key (also the parent of the refresh-token successor key).
+pub type ThrottleKeys = HmacKeys<ThrottleKey>;
+/// The key mail-link tokens are derived with.
+pub type MailKeys = HmacKeys<MailKey>;
+
+impl<K: HmacKey> HmacKeys<K> {
     pub fn from_secrets_manager(client: Client, secret_id: impl Into<String>) -> Self {
         Self { source: Some((client, secret_id.into())), key: Mutex::default() }
     }
 
     /// A key that never changes (pure unit tests).
-    pub fn fixed(key: ThrottleKey) -> Self {
+    pub fn fixed(key: K) -> Self {
         Self { source: None, key: Mutex::new(Some(Arc::new(key))) }
     }
 
     /// Reads the key during init; a failure is only logged and retried by the first request.
     pub async fn prefetch(&self) {
         if let Err(error) = self.key().await {
-            tracing::warn!(error = %crate::error::Chain(&error), "throttle key prefetch failed; will retry on first use");
+            tracing::warn!(error = %crate::error::Chain(&error), "{} prefetch failed; will retry on first use", K::NAME);
         }
     }
 
-    pub async fn key(&self) -> Result<Arc<ThrottleKey>, DependencyError> {
+    pub async fn key(&self) -> Result<Arc<K>, DependencyError> {
         let mut key = self.key.lock().await;
         if let Some(key) = key.as_ref() {
             return Ok(key.clone());
         }
         let Some((client, secret_id)) = &self.source else {
-            return Err(DependencyError::failed(SERVICE, "no throttle key"));
+            return Err(DependencyError::failed(SERVICE, format!("no {}", K::NAME)));
         };
         match read_secret(client, secret_id, "AWSCURRENT").await? {
             Some((_, secret)) if secret.expose_secret().len() >= MIN_KEY_BYTES => {
-                let fresh = Arc::new(ThrottleKey::new(secret.expose_secret()));
+                let fresh = Arc::new(K::from_secret(secret.expose_secret()));
                 *key = Some(fresh.clone());
                 Ok(fresh)
             }
-            _ => Err(DependencyError::failed(SERVICE, format!("throttle key must be at least {MIN_KEY_BYTES} bytes"))),
+            _ => Err(DependencyError::failed(SERVICE, format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME))),
         }
     }
 }

@@ -237,6 +237,42 @@ pub fn into_request(mut event: LambdaRequest) -> Request {
     event.into()
 }
 
+/// A Lambda function fed by an event source (a stream), not by API Gateway.
+pub trait EventFunction: Sized + Send + Sync + 'static {
+    type Event: serde::de::DeserializeOwned + Send + 'static;
+    type Output: serde::Serialize + Send + 'static;
+
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError>;
+
+    /// Work worth doing during init; it must not fail (see [`Function::warm`]).
+    fn warm(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Handles one batch. An `Err` fails the whole invocation (the event source retries it).
+    fn handle(&self, event: Self::Event) -> impl Future<Output = Result<Self::Output, lambda_runtime::Error>> + Send;
+}
+
+/// Runs the event function `F` until the runtime stops: the whole `main` of its binary.
+pub fn serve_events<F: EventFunction>(function_crate: &'static str) -> Result<(), lambda_http::Error> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        crate::telemetry::init(function_crate);
+        let config = Config::from_env()?;
+        let clients = Clients::new(&crate::aws::sdk_config().await);
+        let function = F::build(&config, &clients)?;
+        function.warm().await;
+        let function: &'static F = Box::leak(Box::new(function));
+        lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+            tracing::info!(event = "shutdown", "SIGTERM received: the instance is being stopped");
+        })
+        .await;
+        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| {
+            function.handle(event.payload)
+        }))
+        .await
+    })
+}
+
 /// Answers every invocation with `service` until the runtime stops. Everything logged while a
 /// request is handled carries the client's address (the `request` span's `source_ip`), besides
 /// the runtime's request id.

@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod keys;
 pub mod lambda;
+pub mod mail;
 pub mod password;
 pub mod services;
 pub mod store;

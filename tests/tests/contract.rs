@@ -28,7 +28,10 @@ async fn given_valid_fields_when_registering_then_201_with_the_user_and_location
     assert_eq!(headers["location"], format!("/users/{id}"));
     assert_eq!(headers["content-type"], "application/json");
     assert!(headers.contains_key("x-request-id"));
-    assert_eq!(stack.keys().await, ["EMAIL#ada@example.com".to_owned(), format!("USER#{id}")]);
+    let keys = stack.keys().await;
+    let prefixes: Vec<_> = keys.iter().map(|k| k.split_once('#').unwrap().0).collect();
+    assert_eq!(prefixes, ["EMAIL", "OUTBOX", "TOKEN", "USER"], "the verification mail and its token's hash: {keys:?}");
+    assert!(keys.contains(&"EMAIL#ada@example.com".to_owned()) && keys.contains(&format!("USER#{id}")));
 }
 
 #[tokio::test]
@@ -297,8 +300,10 @@ async fn given_an_expired_token_signed_with_the_real_key_when_reading_then_401()
 async fn given_the_happy_path_then_each_function_makes_the_fewest_calls() {
     let stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    assert_eq!(stack.dynamodb_calls.take(), 1, "register: one transaction");
-    assert_eq!(stack.secrets_calls.take(), 0, "register needs no key");
+    assert_eq!(stack.dynamodb_calls.take(), 1, "register: one transaction, the verification mail in it");
+    assert_eq!(stack.secrets_calls.take(), 1, "cold: the mail key");
+    stack.register_user("bob@example.com", PASSWORD, "Bob").await;
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 0), "warm register");
 
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
     assert_eq!(

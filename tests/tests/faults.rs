@@ -287,7 +287,7 @@ async fn given_earlier_failures_and_a_failing_session_write_when_logging_in_then
 async fn given_the_session_write_conflicting_with_another_login_when_logging_in_then_503_and_a_retry_works() {
     // GIVEN an account, and a concurrent request writing its throttle record during the session write
     let stack = Stack::with_proxies(&[]).await;
-    assert_success(register(&stack).await, 201);
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
     stack.dynamodb_proxy().inject(Fault::Canceled(&["None", "TransactionConflict"]).on(TRANSACT_WRITE_ITEMS).times(1));
 
     // WHEN logging in THEN contention answers 503 with Retry-After (not a 500), and the retry logs in

@@ -217,3 +217,52 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+// ---- RequireVerifiedEmail ---------------------------------------------------------------------
+
+fn claims_of(access_token: &str) -> Value {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn given_an_unverified_email_when_logging_in_then_403_after_the_password_and_401_before_it() {
+    // GIVEN an account whose email was never verified
+    let stack = Stack::new().await;
+    let user = stack.register_unverified_user(EMAIL, PASSWORD, "Ada").await;
+    assert_eq!(user["email_verified"], false);
+
+    // WHEN its owner logs in, THEN 403 email-not-verified; a stranger's wrong password still gets 401
+    let (status, _, problem) = parts(stack.post("login", &json!({"email": EMAIL, "password": PASSWORD})).await);
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem["type"].as_str().unwrap().ends_with("email-not-verified"), "{problem}");
+    assert_eq!(problem["title"], "Email Not Verified");
+    assert_problem(stack.post("login", &json!({"email": EMAIL, "password": "not the password at all"})).await, 401);
+}
+
+#[tokio::test]
+async fn given_an_unverified_email_when_its_owner_keeps_trying_then_the_right_password_is_never_counted_a_failure() {
+    let stack = Stack::new().await;
+    stack.register_unverified_user(EMAIL, PASSWORD, "Ada").await;
+    // Five failures are free per network; these would be the sixth to tenth.
+    for _ in 0..10 {
+        let response = stack.post("login", &json!({"email": EMAIL, "password": PASSWORD})).await;
+        assert_eq!(response.status(), 403);
+    }
+}
+
+#[tokio::test]
+async fn given_verification_not_required_when_an_unverified_user_logs_in_then_200_and_the_claim_says_so() {
+    let stack = Stack::with_env(&[("REQUIRE_VERIFIED_EMAIL", "false")]).await;
+    stack.register_unverified_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    assert_eq!(claims_of(tokens["access_token"].as_str().unwrap())["email_verified"], false);
+    let (_, _, refreshed) = parts(stack.refresh_with(refresh_token(&tokens)).await);
+    assert_eq!(claims_of(refreshed["access_token"].as_str().unwrap())["email_verified"], false);
+
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    assert_eq!(claims_of(tokens["access_token"].as_str().unwrap())["email_verified"], true);
+}

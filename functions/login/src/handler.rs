@@ -24,12 +24,17 @@ use shared::{now_epoch_ms, ApiError};
 pub struct Deps {
     pub services: TokenServices,
     pub throttle: ThrottleKeys,
+    pub require_verified_email: bool,
 }
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let throttle = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
-        Ok(Self { services: TokenServices::new(config, aws)?, throttle })
+        Ok(Self {
+            services: TokenServices::new(config, aws)?,
+            throttle,
+            require_verified_email: config.require_verified_email,
+        })
     }
 
     /// Reads both keys during init.
@@ -62,6 +67,13 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
     let throttle = deps.throttle.key().await?;
     let check = PasswordCheck { store, throttle: &throttle, known_for: tokens.settings().refresh_ttl, now_ms };
     let Checked { credentials, attempt, rehashed } = check.check(req, &email, password, None, log).await?;
+    // Only now, after the right password: a stranger learns nothing about the account. The
+    // right password is not a failure, so the attempt is cleared as a login's would be.
+    if deps.require_verified_email && !credentials.email_verified {
+        store.clear_attempt(&attempt, now).await?;
+        log.outcome("email_not_verified");
+        return Err(ApiError::EmailNotVerified);
+    }
 
     // Sign first: if the key cannot be had, nothing has been written yet.
     let access_token = tokens.issue(credentials.user_id, credentials.email_verified, now).await?;
@@ -91,6 +103,7 @@ mod tests {
         Service::without_cors(Deps {
             services: offline_token_services(),
             throttle: ThrottleKeys::fixed(ThrottleKey::new(&[7; 32])),
+            require_verified_email: true,
         })
     }
 

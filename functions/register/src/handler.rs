@@ -1,4 +1,8 @@
-//! `POST /register` `{"email","password","name"}` → `201` with the new user and a `Location`.
+//! `POST /register` `{"email","password","name"}` → `201` with the new user (`email_verified:
+//! false`) and a `Location`. The same transaction writes the verification mail to the outbox,
+//! with its link's token's hash: one DynamoDB call, and the mailer sends it off this path.
+
+use std::time::Duration;
 
 use http::Method;
 use lambda_http::{Body, Request, Response};
@@ -6,8 +10,10 @@ use shared::aws::Clients;
 use shared::config::ConfigError;
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, UserId};
 use shared::http::{json_response, require_method, JsonFields};
+use shared::keys::MailKeys;
 use shared::lambda::{Function, RequestLog};
-use shared::store::{Registration, Store, User};
+use shared::mail::{MailKind, OutboxId, Purpose};
+use shared::store::{NewMail, NewMailToken, Registration, Store, User};
 use shared::{password, ApiError, Config};
 use time::format_description::well_known::Rfc3339;
 
@@ -15,11 +21,24 @@ use time::format_description::well_known::Rfc3339;
 pub struct Deps {
     pub store: Store,
     pub policy: PasswordPolicy,
+    pub mail_keys: MailKeys,
+    /// How long the verification link works.
+    pub verify_ttl: Duration,
 }
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name), policy: config.password_policy })
+        Ok(Self {
+            store: Store::new(aws.dynamodb.clone(), &config.table_name),
+            policy: config.password_policy,
+            mail_keys: MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
+            verify_ttl: config.mail.verify_email_ttl,
+        })
+    }
+
+    /// Reads the mail key during init.
+    async fn warm(&self) {
+        self.mail_keys.prefetch().await;
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
@@ -54,7 +73,8 @@ async fn register(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Re
 
     // Hash before the write, also when the email turns out to be taken, so that a `409` costs
     // the same time as a `201`.
-    let password_hash = password::hash(password).await?;
+    let (password_hash, mail_key) = tokio::join!(password::hash(password), deps.mail_keys.key());
+    let (password_hash, mail_key) = (password_hash?, mail_key?);
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     let user = User {
         id: UserId::generate(),
@@ -63,7 +83,24 @@ async fn register(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Re
         created_at: now.format(&Rfc3339).map_err(|e| ApiError::Internal(e.into()))?,
         email_verified: false,
     };
-    match deps.store.register(&user, &email, &password_hash).await? {
+    let mail = NewMail {
+        id: OutboxId::generate(),
+        kind: MailKind::VerifyEmail,
+        to: &email,
+        user_id: Some(user.id),
+        now: now.unix_timestamp(),
+    };
+    let token_hash = mail_key.token(mail.id).hash();
+    let token = NewMailToken {
+        hash: &token_hash,
+        purpose: Purpose::VerifyEmail,
+        user_id: user.id,
+        email: &email,
+        previous_email: None,
+        generation: 0,
+        expires_at: now.unix_timestamp() + deps.verify_ttl.as_secs() as i64,
+    };
+    match deps.store.register(&user, &email, &password_hash, (&mail, &token)).await? {
         Registration::Created => {
             log.user(user.id);
             log.outcome("created");
@@ -87,7 +124,10 @@ mod tests {
     use shared::testing::{assert_problem, error_fields, event, event_json, request_from, unreachable_aws};
 
     fn deps() -> Service<Deps> {
-        let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "offline".to_owned())).unwrap();
+        let config = Config::from_lookup(|name| {
+            ["TABLE_NAME", "MAIL_KEY_SECRET_ID"].contains(&name).then(|| "offline".to_owned())
+        })
+        .unwrap();
         Service::new(Deps::build(&config, &Clients::new(&unreachable_aws())).unwrap(), &config)
     }
 

@@ -164,6 +164,22 @@ impl Store {
 
     /// The update that clears a reserved attempt's record after a success, for the session's
     /// transaction: no more failures anywhere, this network known from `now` on.
+    /// Clears the record after a right password that starts no session (an unverified email).
+    pub async fn clear_attempt(&self, attempt: &ReservedAttempt, now: i64) -> Result<(), DependencyError> {
+        let update = self.clear_failures(attempt, now)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DependencyError::from_sdk(SERVICE, e))
+    }
+
     pub(super) fn clear_failures(&self, attempt: &ReservedAttempt, now: i64) -> Result<Update, DependencyError> {
         let mut names = HashMap::from([("#total".to_owned(), TOTAL.to_owned())]);
         names.insert("#k".to_owned(), known_name(&attempt.network));

@@ -12,6 +12,7 @@
 //! trip), then one transaction; refresh one conditional update.
 
 mod failures;
+mod outbox;
 mod sessions;
 mod users;
 
@@ -29,8 +30,9 @@ use crate::domain::{Email, FamilyId, UserId};
 use crate::error::DependencyError;
 
 pub use failures::{Attempt, ReservedAttempt};
+pub use outbox::{MailTokenItem, NewMail, NewMailToken, OutboxItem, OutboxStatus, SENT_RETENTION_SECONDS};
 pub use sessions::{LoggingOut, NewSession, PresentedToken, Rotation};
-pub use users::{Credentials, Registration, User};
+pub use users::{Credentials, Generations, Registration, User};
 
 const SERVICE: &str = "DynamoDB";
 

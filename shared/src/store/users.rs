@@ -3,12 +3,14 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::outbox::{NewMail, NewMailToken};
 use super::{
     cancellation_reasons, email_key, key, to_item, transaction_failed, unless_condition_failed, user_key, Store,
     SERVICE,
 };
 use crate::domain::{Email, PasswordHash, UserId};
 use crate::error::DependencyError;
+use crate::mail::Purpose;
 
 /// Attempts at a registration transaction that DynamoDB cancelled because a concurrent
 /// transaction touched the same email (`TransactionConflict`).
@@ -35,6 +37,39 @@ struct UserItem {
     /// Moves whenever every refresh-token family of the user is revoked (see `sessions.rs`).
     #[serde(default)]
     session_epoch: u32,
+    /// Per purpose, moves whenever a mailed token of that purpose is used (see `outbox.rs`).
+    #[serde(flatten)]
+    generations: Generations,
+}
+
+/// The user's generation of each mail-token purpose.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct Generations {
+    #[serde(default, rename = "gen_verify_email")]
+    pub verify_email: u32,
+    #[serde(default, rename = "gen_change_email")]
+    pub change_email: u32,
+    #[serde(default, rename = "gen_reset_password")]
+    pub reset_password: u32,
+}
+
+impl Generations {
+    pub fn of(&self, purpose: Purpose) -> u32 {
+        match purpose {
+            Purpose::VerifyEmail => self.verify_email,
+            Purpose::ChangeEmail => self.change_email,
+            Purpose::ResetPassword => self.reset_password,
+        }
+    }
+
+    /// The attribute holding a purpose's generation.
+    pub fn attribute(purpose: Purpose) -> &'static str {
+        match purpose {
+            Purpose::VerifyEmail => "gen_verify_email",
+            Purpose::ChangeEmail => "gen_change_email",
+            Purpose::ResetPassword => "gen_reset_password",
+        }
+    }
 }
 
 /// The `EMAIL#` item: what login needs, in the one item it can find by email. `email_verified`
@@ -66,13 +101,15 @@ pub enum Registration {
 }
 
 impl Store {
-    /// Writes the profile and the credentials item in one transaction; the email item's
-    /// `attribute_not_exists` condition makes the email unique even under concurrent sign-ups.
+    /// Writes the profile, the credentials item, the verification mail and its token's hash in
+    /// one transaction; the email item's `attribute_not_exists` condition makes the email unique
+    /// even under concurrent sign-ups.
     pub async fn register(
         &self,
         user: &User,
         email: &Email,
         password_hash: &PasswordHash,
+        verification: (&NewMail<'_>, &NewMailToken<'_>),
     ) -> Result<Registration, DependencyError> {
         let put = |item, what| {
             Put::builder()
@@ -83,8 +120,13 @@ impl Store {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(|e| DependencyError::failed(SERVICE, format!("building {what} put: {e}")))
         };
-        let user_put =
-            put(to_item(&UserItem { pk: user_key(user.id), user: user.clone(), session_epoch: 0 })?, "user")?;
+        let user_item = UserItem {
+            pk: user_key(user.id),
+            user: user.clone(),
+            session_epoch: 0,
+            generations: Generations::default(),
+        };
+        let user_put = put(to_item(&user_item)?, "user")?;
         let email_put = put(
             to_item(&CredentialsItem {
                 pk: email_key(email),
@@ -102,6 +144,8 @@ impl Store {
                 .transact_write_items()
                 .transact_items(user_put.clone())
                 .transact_items(email_put.clone())
+                .transact_items(TransactWriteItem::builder().put(self.outbox_put(verification.0)?).build())
+                .transact_items(TransactWriteItem::builder().put(self.token_put(verification.1)?).build())
                 .send()
                 .await;
             let Err(error) = result else { return Ok(Registration::Created) };
@@ -199,5 +243,11 @@ impl Store {
             .build()
             .map_err(|e| DependencyError::failed(SERVICE, e))?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The user's mail-token generations, `None` when there is no such user.
+    pub async fn generations(&self, id: UserId) -> Result<Option<Generations>, DependencyError> {
+        let item: Option<UserItem> = self.get(user_key(id)).await?;
+        Ok(item.map(|item| item.generations))
     }
 }
