@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Start/stop the local AWS emulators: DynamoDB Local and moto_server (Secrets Manager).
+# Start/stop the local AWS emulators: DynamoDB Local and moto_server (Secrets Manager, SES).
 #
 # Usage: dev/scripts/emulators.sh start|stop|status|env
 #
 #   start   install tools if needed (dev/scripts/tools.sh), then start DynamoDB Local on
 #           $DDB_PORT (8000) and moto_server on 127.0.0.1:$MOTO_PORT (5000), each only if
-#           its port is not already serving; waits until both answer real requests.
+#           its port is not already serving; waits until both answer real requests, then
+#           creates in moto the SES identity mail is sent from (the template's SenderEmail,
+#           or the one PARAMETER_OVERRIDES gives), as `localdev setup` does for each stack.
 #           Only emulators launched here get a pid file in .local/, so `stop` never
 #           touches an emulator started some other way.
 #   stop [ddb|moto]...
@@ -31,7 +33,7 @@ START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"
 SERVICES=(ddb moto)
 
 usage() {
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 for p in "$DDB_PORT" "$MOTO_PORT" "$START_TIMEOUT"; do
@@ -42,7 +44,7 @@ done
 [ "$DDB_PORT" != "$MOTO_PORT" ] || die "DDB_PORT and MOTO_PORT must differ"
 
 svc_port() { case "$1" in ddb) echo "$DDB_PORT" ;; moto) echo "$MOTO_PORT" ;; esac; }
-svc_name() { case "$1" in ddb) echo "DynamoDB Local" ;; moto) echo "moto (Secrets Manager)" ;; esac; }
+svc_name() { case "$1" in ddb) echo "DynamoDB Local" ;; moto) echo "moto (Secrets Manager, SES)" ;; esac; }
 # A string that must appear in the command line of a process we launched.
 svc_marker() { case "$1" in ddb) echo "DynamoDBLocal.jar" ;; moto) echo "moto_server" ;; esac; }
 pid_file() { echo "$LOCAL_DIR/$1.pid"; }
@@ -263,6 +265,48 @@ cmd_start() {
         fi
         sleep 0.2
     done
+    ensure_sender_identity
+}
+
+# ensure_sender_identity: SES refuses mail from an address no verified identity covers; in moto,
+# CreateEmailIdentity verifies at once. Idempotent.
+ensure_sender_identity() {
+    "$VENV_DIR/bin/python" - "$MOTO_PORT" "${LOCAL_TEMPLATE:-$REPO_ROOT/template.yaml}" \
+        "${PARAMETER_OVERRIDES:-}" <<'PY' || die "cannot create the sender's SES identity in moto"
+import shlex, sys
+
+import boto3
+from samtranslator.yaml_helper import yaml_parse
+
+port, template, overrides = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open(template) as f:
+    parameter = (yaml_parse(f.read()).get("Parameters") or {}).get("SenderEmail")
+if parameter is None:
+    sys.exit(0)
+sender = parameter.get("Default")
+# The forms `sam deploy --parameter-overrides` takes, as localdev reads them; the last one wins.
+for word in shlex.split(overrides):
+    if word.startswith("ParameterKey="):
+        name, _, value = word[len("ParameterKey="):].partition(",ParameterValue=")
+    else:
+        name, _, value = word.partition("=")
+    if name == "SenderEmail":
+        sender = value
+if not sender:
+    sys.exit(0)
+ses = boto3.client(
+    "sesv2",
+    endpoint_url="http://127.0.0.1:%d" % port,
+    region_name="us-east-1",
+    aws_access_key_id="local",
+    aws_secret_access_key="local",
+)
+try:
+    ses.create_email_identity(EmailIdentity=sender)
+except ses.exceptions.AlreadyExistsException:
+    pass
+print("emulators: SES identity %s verified in moto" % sender, file=sys.stderr)
+PY
 }
 
 cmd_stop() {

@@ -12,8 +12,10 @@
 //! - [`StackResources`] creates a local stack's tables and secrets (named after the stack, see
 //!   [`LocalStack`]) and [`Template::lambda_environment`] gives each function the environment
 //!   Lambda would give it.
-//! - [`iam`] enforces each function's IAM statements on its calls to the emulators.
-//! - [`secret`] creates secrets the way `GenerateSecretString` would.
+//! - [`iam`] enforces each function's IAM statements on its calls to the emulators; [`outbox`]
+//!   holds the mail SES accepted through it.
+//! - [`secret`] creates secrets the way `GenerateSecretString` would; [`ses`] the identity mail
+//!   is sent from.
 
 pub mod api;
 pub mod environment;
@@ -21,9 +23,11 @@ mod error;
 pub mod gateway;
 pub mod iam;
 mod intrinsics;
+pub mod outbox;
 mod params;
 pub mod runtime;
 pub mod secret;
+pub mod ses;
 pub mod stack;
 pub mod table;
 mod template;

@@ -54,7 +54,7 @@ enum Command {
         /// DynamoDB Local.
         #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
         dynamodb: String,
-        /// moto (Secrets Manager).
+        /// moto (Secrets Manager and SES).
         #[arg(long, env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
         secrets_manager: String,
         /// Append every decision to this file (JSON lines).
@@ -101,6 +101,9 @@ enum Command {
         /// Integration timeout in seconds (API Gateway's limit is 29).
         #[arg(long, default_value_t = 29)]
         integration_timeout: u64,
+        /// The local IAM check whose outbox `GET /_local/outbox` shows.
+        #[arg(long, env = "LOCAL_IAM_ENDPOINT")]
+        iam_endpoint: Option<String>,
     },
 }
 
@@ -216,12 +219,14 @@ async fn gateway(
     lambda: String,
     api_keys: Vec<String>,
     timeout: u64,
+    iam_endpoint: Option<String>,
 ) -> Result<(), String> {
     let template = load(template)?;
     let options = GatewayOptions {
         lambda_endpoint: lambda,
         api_keys,
         integration_timeout: Duration::from_secs(timeout),
+        iam_endpoint,
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(&template, options).map_err(|e| e.to_string())?;
@@ -251,8 +256,8 @@ async fn main() -> ExitCode {
             t.functions().map_err(|e| e.to_string())?.iter().for_each(|f| println!("{}", f.binary));
             Ok(())
         }),
-        Command::Gateway { template, listen, lambda, api_keys, integration_timeout } => {
-            gateway(&template, listen, lambda, api_keys, integration_timeout).await
+        Command::Gateway { template, listen, lambda, api_keys, integration_timeout, iam_endpoint } => {
+            gateway(&template, listen, lambda, api_keys, integration_timeout, iam_endpoint).await
         }
     };
     match result {

@@ -108,7 +108,8 @@ impl StackResources {
         Self::new(template, stack, arns)
     }
 
-    /// Creates every table and secret of the template that does not exist yet.
+    /// Creates every table and secret of the template that does not exist yet, and the identity
+    /// its mail is sent from (see [`crate::ses::ensure_sender`]).
     pub async fn create(
         template: &Template,
         stack: LocalStack,
@@ -121,6 +122,7 @@ impl StackResources {
         for spec in template.secret_specs()? {
             spec.ensure(secrets, &stack.physical_name(&spec.logical_id)).await?;
         }
+        crate::ses::ensure_sender(template, secrets).await?;
         Self::discover(template, stack, secrets).await
     }
 

@@ -8,9 +8,10 @@
 //! integration (`DEFAULT_5XX` as 502 when the function fails or answers something that is not a
 //! proxy response; `INTEGRATION_TIMEOUT` as 504 after the integration timeout). Each request then
 //! gets one access-log line on stderr, rendered from the template's `AccessLogSetting.Format`.
+//! Beside the API, `GET /_local/outbox` shows the mail the local IAM check saw SES accept.
 
 pub mod event;
-mod invoke;
+pub(crate) mod invoke;
 pub mod proxy;
 pub mod responses;
 pub mod router;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{Api, Cors};
 use crate::error::Result;
+use crate::outbox;
 use crate::template::Template;
 use event::{build_event, RequestInfo};
 use invoke::{InvokeError, Invoker};
@@ -64,6 +66,8 @@ pub struct GatewayOptions {
     pub integration_timeout: Duration,
     /// `requestContext.apiId`.
     pub api_id: String,
+    /// The local IAM check whose outbox `GET /_local/outbox` shows (see [`crate::outbox`]).
+    pub iam_endpoint: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -73,6 +77,7 @@ impl Default for GatewayOptions {
             api_keys: Vec::new(),
             integration_timeout: Duration::from_secs(29),
             api_id: "localapi01".into(),
+            iam_endpoint: None,
         }
     }
 }
@@ -248,6 +253,9 @@ impl Gateway {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if info.method == "GET" && info.path == outbox::PATH {
+            return self.outbox().await;
+        }
         if let Some(waf) = &self.waf {
             let blocked = waf.check(&info.source_ip, &info.stage_path(), Instant::now());
             info.waf_blocked = Some(blocked.is_some());
@@ -325,6 +333,21 @@ impl Gateway {
                 self.fail(ResponseType::BadGateway, info)
             }
         }
+    }
+
+    /// The local IAM check's outbox: a development route beside the API, outside its stage.
+    async fn outbox(&self) -> Response<Bytes> {
+        let (status, body) = match &self.options.iam_endpoint {
+            None => (404, serde_json::json!({"message": "no IAM check to read the outbox of (--iam-endpoint)"})),
+            Some(url) => match outbox::fetch(url).await {
+                Ok(messages) => (200, serde_json::json!(messages)),
+                Err(error) => (502, serde_json::json!({"message": error.to_string()})),
+            },
+        };
+        let mut response = Response::new(Bytes::from(body.to_string()));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
     }
 
     /// [`Gateway::respond`], printing the request's access-log line on stderr.

@@ -19,5 +19,5 @@ mod transform;
 
 pub use policies::{FunctionPolicy, Policies, StatementInfo};
 pub use proxy::{IamProxy, IamProxyOptions};
-pub use requests::{authorizations, Authorization, Malformed, Service, TableKeys};
+pub use requests::{authorizations, Authorization, Malformed, SendEmail, Service, TableKeys};
 pub use transform::transformed;

@@ -4,8 +4,9 @@
 //! the service and the access key id from the SigV4 `Authorization` header, finds the calling
 //! function's policy in its stack, authorises every (action, resource) the request needs, and
 //! either forwards the request unchanged to the emulator of that service or answers as AWS
-//! answers a refused call (`400 AccessDeniedException`). Nothing about the functions changes:
-//! they run the same code with the same SDK as on Lambda.
+//! answers a refused call (`AccessDeniedException`). Nothing about the functions changes:
+//! they run the same code with the same SDK as on Lambda. Mail SES accepted is kept in the
+//! check's [`Outbox`] (`GET /_local/outbox`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -27,8 +28,9 @@ use tokio::sync::Mutex;
 
 use super::policies::Policies;
 use super::record::{key_prefix, Entry, Recorder};
-use super::requests::{authorizations, Authorization, Service, TableKeys};
+use super::requests::{authorizations, Authorization, SendEmail, Service, TableKeys};
 use crate::error::{Error, Result};
+use crate::outbox::{self, Message, Outbox};
 use crate::stack::{LocalStack, StackResources, TABLE_TYPE};
 use crate::table::TableDefinition;
 use crate::template::Template;
@@ -46,7 +48,7 @@ pub struct IamProxyOptions {
     pub region: String,
     /// DynamoDB Local's URL.
     pub dynamodb: String,
-    /// moto's URL (Secrets Manager).
+    /// moto's URL: Secrets Manager, and SES (one moto serves both).
     pub secrets_manager: String,
     /// Append every decision to this file (JSON lines, see [`super::record`]).
     pub record: Option<PathBuf>,
@@ -103,6 +105,10 @@ impl TableKeys for StackContext {
             None => format!("arn:aws:secretsmanager:{}:{}:secret:{secret_id}", self.region, self.account),
         }
     }
+
+    fn identity_arn(&self, identity: &str) -> String {
+        format!("arn:aws:ses:{}:{}:identity/{identity}", self.region, self.account)
+    }
 }
 
 struct State {
@@ -115,6 +121,7 @@ struct State {
     recorder: Option<Recorder>,
     log_denials: bool,
     denials: AtomicUsize,
+    outbox: Outbox,
 }
 
 /// The running check; it stops when dropped.
@@ -156,6 +163,7 @@ impl IamProxy {
             recorder,
             log_denials: options.log_denials,
             denials: AtomicUsize::new(0),
+            outbox: Outbox::default(),
         });
         let listener =
             TcpListener::bind(listen).await.map_err(|e| Error::Aws(format!("cannot listen on {listen}: {e}")))?;
@@ -180,6 +188,11 @@ impl IamProxy {
     pub fn denials(&self) -> usize {
         self.state.denials.load(Ordering::SeqCst)
     }
+
+    /// The mail SES accepted through this check, newest first (what `GET /_local/outbox` answers).
+    pub fn outbox(&self) -> Vec<Message> {
+        self.state.outbox.messages()
+    }
 }
 
 impl Drop for IamProxy {
@@ -198,17 +211,29 @@ fn credential(request: &Request<Incoming>) -> Option<(String, Option<Service>)> 
     Some((access_key_id, service))
 }
 
-/// An error answered the way the service's JSON protocol answers it.
+/// An error answered the way the service's protocol answers it.
 fn aws_error(service: Option<Service>, status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
-    let (content_type, kind) = match service {
+    let (content_type, body) = match service {
         // DynamoDB's authorisation errors come from its front end, namespaced so.
-        Some(Service::DynamoDb) | None => ("application/x-amz-json-1.0", format!("com.amazon.coral.service#{kind}")),
-        Some(Service::SecretsManager) => ("application/x-amz-json-1.1", kind.to_owned()),
+        Some(Service::DynamoDb) | None => (
+            "application/x-amz-json-1.0",
+            serde_json::json!({"__type": format!("com.amazon.coral.service#{kind}"), "Message": message}),
+        ),
+        Some(Service::SecretsManager) => {
+            ("application/x-amz-json-1.1", serde_json::json!({"__type": kind, "Message": message}))
+        }
+        // REST JSON: the kind is a header, and a refusal is a 403.
+        Some(Service::Ses) => ("application/json", serde_json::json!({"message": message})),
     };
-    let body = serde_json::json!({"__type": kind, "Message": message}).to_string();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = match service {
+        Some(Service::Ses) if kind == "AccessDeniedException" => StatusCode::FORBIDDEN,
+        _ => status,
+    };
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let (Some(Service::Ses), Ok(kind)) = (service, HeaderValue::from_str(kind)) {
+        response.headers_mut().insert("x-amzn-errortype", kind);
+    }
     if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         response.headers_mut().insert("x-amzn-requestid", id);
     }
@@ -278,6 +303,9 @@ impl State {
 }
 
 async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if request.method() == http::Method::GET && request.uri().path() == outbox::PATH {
+        return Ok(outbox_response(&state));
+    }
     let Some((access_key_id, service)) = credential(&request) else {
         return Ok(aws_error(
             None,
@@ -334,12 +362,25 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
         stack.physical_name(&policy.role),
         stack.physical_name(&function)
     );
-    let authorizations = match authorizations(service, &target, &body, context.as_ref()) {
-        Ok(authorizations) => authorizations,
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    // Each requirement is granted when any one of its authorizations is (see SendEmail).
+    let read = match service {
+        Service::Ses => SendEmail::parse(&method, &path, &body)
+            .map(|mail| (vec![mail.authorizations(context.as_ref())], Some(mail))),
+        _ => authorizations(service, &target, &body, context.as_ref())
+            .map(|all| (all.into_iter().map(|a| vec![a]).collect(), None)),
+    };
+    let (requirements, mail): (Vec<Vec<Authorization>>, _) = match read {
+        Ok(read) => read,
         Err(malformed) => {
+            let operation = match service {
+                Service::Ses => format!("{method} {path}"),
+                _ => target.rsplit('.').next().unwrap_or_default().to_owned(),
+            };
             state.record(Entry {
                 function: function.clone(),
-                action: format!("{}:{}", service.prefix(), target.rsplit('.').next().unwrap_or_default()),
+                action: format!("{}:{operation}", service.prefix()),
                 resource: String::new(),
                 leading_keys: Vec::new(),
                 allowed: false,
@@ -355,10 +396,13 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
         }
     };
     let mut entries = Vec::new();
-    for authorization in &authorizations {
+    for alternatives in &requirements {
+        let decided = policy.evaluate_any(&principal, alternatives);
+        let index = decided.as_ref().map_or(0, |(index, _)| *index);
+        let Some(authorization) = alternatives.get(index) else { continue };
         let mut entry = state.entry(&context, &function, authorization);
-        let verdict = match policy.evaluate(&principal, authorization) {
-            Ok(verdict) => verdict,
+        let verdict = match decided {
+            Ok((_, verdict)) => verdict,
             Err(error) => {
                 entry.reason = Some(error.to_string());
                 state.record(entry);
@@ -394,7 +438,7 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
 
     let upstream = match service {
         Service::DynamoDb => &state.dynamodb,
-        Service::SecretsManager => &state.secrets_manager,
+        Service::SecretsManager | Service::Ses => &state.secrets_manager,
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = match format!("{}{path}", upstream.to_string().trim_end_matches('/')).parse() {
@@ -421,8 +465,43 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Respons
         let body = body.collect().await?.to_bytes();
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response::from_parts(parts, Full::new(body)))
     };
-    Ok(forwarded.await.unwrap_or_else(|error| {
-        eprintln!("iam: forwarding to {upstream}: {error}");
-        aws_error(Some(service), StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The emulator did not answer.")
-    }))
+    let response = match forwarded.await {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("iam: forwarding to {upstream}: {error}");
+            return Ok(aws_error(
+                Some(service),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The emulator did not answer.",
+            ));
+        }
+    };
+    if let Some(mail) = mail.filter(|_| response.status().is_success()) {
+        keep(&state, &mail, &response).await;
+    }
+    Ok(response)
+}
+
+/// Keeps a mail SES accepted, under the id SES gave it.
+async fn keep(state: &State, mail: &SendEmail, response: &Response<Full<Bytes>>) {
+    let body = response.body().clone().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|answer| answer.get("MessageId")?.as_str().map(str::to_owned));
+    let Some(id) = id else {
+        eprintln!("iam: SES accepted a mail without a MessageId; not kept");
+        return;
+    };
+    let message = Message::new(id, mail);
+    eprintln!("{}", message.summary());
+    state.outbox.push(message);
+}
+
+/// `GET /_local/outbox`: the mail kept so far, newest first.
+fn outbox_response(state: &State) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&state.outbox.messages()).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }

@@ -10,7 +10,9 @@
 //! - a `Query` or `Scan` on an index is authorised on the index's ARN;
 //! - `dynamodb:LeadingKeys` holds the partition key values the request touches;
 //! - Secrets Manager actions are authorised on the secret's full ARN, with
-//!   `secretsmanager:SecretId`, `secretsmanager:VersionStage` and `secretsmanager:VersionId`.
+//!   `secretsmanager:SecretId`, `secretsmanager:VersionStage` and `secretsmanager:VersionId`;
+//! - SES's (v2) `SendEmail` is `ses:SendEmail` on the sending identity's ARN, with
+//!   `ses:FromAddress` and `ses:Recipients` (see [`SendEmail`]).
 
 use iam_rs::ContextValue;
 use serde_json::{Map, Value};
@@ -20,6 +22,8 @@ use serde_json::{Map, Value};
 pub enum Service {
     DynamoDb,
     SecretsManager,
+    /// SES's v2 API (REST JSON; the v1 API signs with the same scope and is refused).
+    Ses,
 }
 
 impl Service {
@@ -28,6 +32,7 @@ impl Service {
         match scope {
             "dynamodb" => Some(Self::DynamoDb),
             "secretsmanager" => Some(Self::SecretsManager),
+            "ses" => Some(Self::Ses),
             _ => None,
         }
     }
@@ -36,6 +41,7 @@ impl Service {
         match self {
             Self::DynamoDb => "dynamodb",
             Self::SecretsManager => "secretsmanager",
+            Self::Ses => "ses",
         }
     }
 }
@@ -65,6 +71,8 @@ pub trait TableKeys {
     fn partition_key(&self, table: &str, index: Option<&str>) -> Option<String>;
     /// A secret's full ARN for a `SecretId` (a name, a partial or a full ARN).
     fn secret_arn(&self, secret_id: &str) -> String;
+    /// An SES identity's ARN (an address or a domain) in the stack's account and region.
+    fn identity_arn(&self, identity: &str) -> String;
 }
 
 fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Malformed> {
@@ -237,6 +245,87 @@ pub fn authorizations(
     match service {
         Service::DynamoDb => dynamodb(operation, &body, keys),
         Service::SecretsManager => secrets_manager(operation, &body, keys),
+        Service::Ses => Err(Malformed("SES is not a JSON-protocol service: see SendEmail::parse".into())),
+    }
+}
+
+/// A SESv2 `SendEmail` (`POST /v2/email/outbound-emails`) with simple content, as the check and
+/// the local outbox read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendEmail {
+    /// The address of `FromEmailAddress` (without its display name).
+    pub from: String,
+    pub to: Vec<String>,
+    /// To, Cc and Bcc together (`ses:Recipients`).
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl SendEmail {
+    /// The request, if it is a `SendEmail` the check can read; anything else of SES is refused.
+    pub fn parse(method: &str, path: &str, body: &[u8]) -> Result<Self, Malformed> {
+        if method != "POST" || path != "/v2/email/outbound-emails" {
+            return Err(Malformed(format!("SES {method} {path} is not emulated (only SESv2 SendEmail)")));
+        }
+        let body: Value = serde_json::from_slice(body).map_err(|e| Malformed(format!("body is not JSON: {e}")))?;
+        // Sending authorization (another account's identity) and configuration sets are
+        // authorised on resources of their own, which no statement of the template names.
+        for field in ["FromEmailAddressIdentityArn", "ConfigurationSetName"] {
+            if body.get(field).is_some() {
+                return Err(Malformed(format!("{field} is not emulated")));
+            }
+        }
+        let from = string(&body, "FromEmailAddress")?;
+        // `Name <address>` is how SES takes a display name.
+        let from = from.rsplit_once('<').and_then(|(_, rest)| rest.strip_suffix('>')).unwrap_or(from).trim();
+        if from.split_once('@').is_none_or(|(local, domain)| local.is_empty() || domain.is_empty()) {
+            return Err(Malformed(format!("FromEmailAddress {from:?} is not an address")));
+        }
+        let destination = body.get("Destination");
+        let addresses = |field: &str| -> Vec<String> {
+            let listed = destination.and_then(|d| d.get(field)).and_then(Value::as_array);
+            listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+        };
+        let to = addresses("ToAddresses");
+        let recipients = [to.clone(), addresses("CcAddresses"), addresses("BccAddresses")].concat();
+        let simple = body
+            .get("Content")
+            .and_then(|c| c.get("Simple"))
+            .ok_or_else(|| Malformed("only Content.Simple is emulated".into()))?;
+        let data = |part: &Value| part.get("Data").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let part = |name: &str| simple.get("Body").and_then(|b| b.get(name)).map(data).unwrap_or_default();
+        Ok(Self {
+            from: from.to_owned(),
+            to,
+            recipients,
+            subject: simple.get("Subject").map(data).unwrap_or_default(),
+            text: part("Text"),
+            html: part("Html"),
+        })
+    }
+
+    /// `ses:SendEmail` on the From address's identity, then on its domain's: granted when either
+    /// is. AWS authorises the identity SES sends as, which is the address if it is verified and
+    /// else its domain (an address of a verified domain needs no identity of its own). Which of
+    /// the two a deployed account has verified is not in the template, so the check accepts a
+    /// statement that grants either, as AWS would for some account.
+    pub fn authorizations(&self, keys: &dyn TableKeys) -> Vec<Authorization> {
+        let context = vec![
+            ("ses:FromAddress".to_owned(), ContextValue::String(self.from.clone())),
+            ("ses:Recipients".to_owned(), ContextValue::StringList(self.recipients.clone())),
+        ];
+        let domain = self.from.rsplit_once('@').map_or("", |(_, domain)| domain);
+        [self.from.as_str(), domain]
+            .into_iter()
+            .map(|identity| Authorization {
+                action: "ses:SendEmail".into(),
+                resource: keys.identity_arn(identity),
+                leading_keys: Vec::new(),
+                context: context.clone(),
+            })
+            .collect()
     }
 }
 
@@ -255,6 +344,9 @@ mod tests {
         }
         fn secret_arn(&self, secret_id: &str) -> String {
             format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{secret_id}-AbCdEf")
+        }
+        fn identity_arn(&self, identity: &str) -> String {
+            format!("arn:aws:ses:us-east-1:123456789012:identity/{identity}")
         }
     }
 
@@ -358,5 +450,64 @@ mod tests {
         ] {
             assert!(authorizations(Service::DynamoDb, target, body.as_bytes(), &Keys).is_err(), "{target} {body}");
         }
+    }
+
+    const SEND: &str = "/v2/email/outbound-emails";
+
+    fn send_email(body: &str) -> Result<SendEmail, Malformed> {
+        SendEmail::parse("POST", SEND, body.as_bytes())
+    }
+
+    #[test]
+    fn given_a_send_email_then_the_address_identity_then_the_domain_identity_with_sender_and_recipients() {
+        // GIVEN the SendEmail the SESv2 SDK sends, with a display name
+        let body = r#"{"FromEmailAddress":"Auth <no-reply@example.com>",
+            "Destination":{"ToAddresses":["ada@example.org"],"BccAddresses":["audit@example.org"]},
+            "Content":{"Simple":{"Subject":{"Data":"Verify"},"Body":{"Text":{"Data":"t"},"Html":{"Data":"<p>h</p>"}}}}}"#;
+        // WHEN the check reads it
+        let send = send_email(body).unwrap();
+        let got = send.authorizations(&Keys);
+        // THEN ses:SendEmail on the address's identity, else the domain's, and what the mail is
+        let resources: Vec<_> = got.iter().map(|a| (a.action.as_str(), a.resource.as_str())).collect();
+        assert_eq!(
+            resources,
+            [
+                ("ses:SendEmail", "arn:aws:ses:us-east-1:123456789012:identity/no-reply@example.com"),
+                ("ses:SendEmail", "arn:aws:ses:us-east-1:123456789012:identity/example.com")
+            ]
+        );
+        assert!(got[0]
+            .context
+            .contains(&("ses:FromAddress".into(), ContextValue::String("no-reply@example.com".into()))));
+        let recipients = ContextValue::StringList(vec!["ada@example.org".into(), "audit@example.org".into()]);
+        assert!(got[1].context.contains(&("ses:Recipients".into(), recipients)));
+        assert_eq!((send.to.as_slice(), send.subject.as_str()), (&["ada@example.org".to_owned()][..], "Verify"));
+        assert_eq!((send.text.as_str(), send.html.as_str()), ("t", "<p>h</p>"));
+    }
+
+    #[test]
+    fn given_ses_requests_the_check_cannot_read_then_they_are_malformed_not_allowed() {
+        let simple = r#""Content":{"Simple":{"Subject":{"Data":"s"},"Body":{"Text":{"Data":"t"}}}}"#;
+        for (method, path, body) in [
+            ("POST", "/v2/email/identities", r#"{"EmailIdentity":"x@example.com"}"#.to_owned()),
+            ("GET", SEND, String::new()),
+            // SES v1 (query protocol) signs with the same scope.
+            ("POST", "/", "Action=SendEmail&Source=a%40example.com".to_owned()),
+            ("POST", SEND, "not json".to_owned()),
+            ("POST", SEND, format!("{{{simple}}}")),
+            ("POST", SEND, format!(r#"{{"FromEmailAddress":"nobody",{simple}}}"#)),
+            ("POST", SEND, r#"{"FromEmailAddress":"a@example.com","Content":{"Raw":{"Data":"eA=="}}}"#.to_owned()),
+            ("POST", SEND, format!(r#"{{"FromEmailAddress":"a@example.com","ConfigurationSetName":"c",{simple}}}"#)),
+            (
+                "POST",
+                SEND,
+                format!(
+                    r#"{{"FromEmailAddress":"a@example.com","FromEmailAddressIdentityArn":"arn:aws:ses:us-east-1:1:identity/example.com",{simple}}}"#
+                ),
+            ),
+        ] {
+            assert!(SendEmail::parse(method, path, body.as_bytes()).is_err(), "{method} {path} {body}");
+        }
+        assert!(authorizations(Service::Ses, "", b"{}", &Keys).is_err());
     }
 }
