@@ -39,6 +39,22 @@ fn intrinsic(value: &Value) -> Option<(String, &Value)> {
     }
 }
 
+/// The resource and attribute of a `!GetAtt`, unresolved.
+pub(crate) fn get_att(value: &Value) -> Option<(String, String)> {
+    let (name, arg) = intrinsic(value)?;
+    if name != "Fn::GetAtt" {
+        return None;
+    }
+    match arg {
+        Value::String(path) => path.split_once('.').map(|(r, a)| (r.to_owned(), a.to_owned())),
+        Value::Sequence(parts) => match parts.as_slice() {
+            [Value::String(r), Value::String(a)] => Some((r.clone(), a.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 impl Resolver<'_> {
     /// Resolves a value deeply. `None` means `AWS::NoValue` (the key or element disappears).
     pub fn resolve(&self, value: &Value) -> Result<Option<Value>> {
@@ -343,6 +359,10 @@ Resources:
         assert_eq!(text(&t, "!If [NotProd, big, small]"), "big");
         assert_eq!(text(&t, "!FindInMap [M, !Ref Stage, Size]"), "3");
         assert_eq!(eval(&t, "!Ref AWS::NoValue"), None);
+        for yaml in ["!GetAtt Table.StreamArn", "{\"Fn::GetAtt\": [Table, StreamArn]}"] {
+            let value: Value = serde_norway::from_str(yaml).unwrap();
+            assert_eq!(get_att(&value), Some(("Table".into(), "StreamArn".into())), "{yaml}");
+        }
         assert_eq!(eval(&t, "[a, !If [IsProd, b, !Ref AWS::NoValue]]"), Some(serde_norway::from_str("[a]").unwrap()));
     }
 

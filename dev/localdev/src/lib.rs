@@ -16,6 +16,7 @@
 //!   holds the mail SES accepted through it.
 //! - [`secret`] creates secrets the way `GenerateSecretString` would; [`ses`] the identity mail
 //!   is sent from.
+//! - [`stream`] feeds a table's stream to a function as Lambda's event source mapping does.
 
 pub mod api;
 pub mod environment;
@@ -29,6 +30,7 @@ pub mod runtime;
 pub mod secret;
 pub mod ses;
 pub mod stack;
+pub mod stream;
 pub mod table;
 mod template;
 

@@ -85,6 +85,26 @@ enum Command {
         #[command(flatten)]
         template: TemplateArgs,
     },
+    /// Feed the stack's table stream to the functions with a DynamoDB event, as Lambda's event
+    /// source mapping does, invoking them through `cargo lambda watch`.
+    Stream {
+        #[command(flatten)]
+        template: TemplateArgs,
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Only these functions (logical ids); default: every function with a DynamoDB event.
+        #[arg(long = "function")]
+        functions: Vec<String>,
+        /// Lambda Invoke API endpoint (`cargo lambda watch`).
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke_url: String,
+        /// DynamoDB Local (it serves the Streams API too).
+        #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+        dynamodb: String,
+        /// The on-failure destinations' files (`<stack>-<Destination>.jsonl`) go here.
+        #[arg(long, default_value = ".local")]
+        failures_dir: PathBuf,
+    },
     /// Serve the template's REST API locally in front of `cargo lambda watch`.
     Gateway {
         #[command(flatten)]
@@ -240,6 +260,47 @@ async fn gateway(
     Arc::new(gateway).serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
+async fn stream(
+    template: &TemplateArgs,
+    stack: &StackArgs,
+    functions: Vec<String>,
+    invoke_url: String,
+    dynamodb: String,
+    failures_dir: PathBuf,
+) -> Result<(), String> {
+    use localdev::stream::{run, Mapping, StreamFeed};
+
+    let template = load(template)?;
+    let stack = LocalStack::new(&stack.stack).map_err(|e| e.to_string())?;
+    let functions = if functions.is_empty() {
+        Mapping::all(&template).map_err(|e| e.to_string())?.into_iter().map(|m| m.function).collect()
+    } else {
+        functions
+    };
+    let mut running = tokio::task::JoinSet::new();
+    for function in functions {
+        let feed = StreamFeed::new(&template, &stack, &function, &dynamodb).await.map_err(|e| e.to_string())?;
+        let mapping = feed.mapping();
+        eprintln!(
+            "stream: {} -> {function} ({}), batches of {}, {} filter(s)",
+            feed.event_source_arn(),
+            mapping.binary,
+            mapping.batch_size,
+            mapping.filters.len()
+        );
+        let (invoke_url, failures_dir) = (invoke_url.clone(), failures_dir.clone());
+        running.spawn(async move { run(feed, &invoke_url, &failures_dir, std::future::pending()).await });
+    }
+    tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        Some(ended) = running.join_next() => match ended {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        },
+        else => Err("no function has a DynamoDB event".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -252,6 +313,9 @@ async fn main() -> ExitCode {
             run_function(&template, &stack, &iam_endpoint, &command).await
         }
         Command::IamTable { template } => iam_table(&template),
+        Command::Stream { template, stack, functions, invoke_url, dynamodb, failures_dir } => {
+            stream(&template, &stack, functions, invoke_url, dynamodb, failures_dir).await
+        }
         Command::Binaries { template } => load(&template).and_then(|t| {
             t.functions().map_err(|e| e.to_string())?.iter().for_each(|f| println!("{}", f.binary));
             Ok(())
