@@ -117,3 +117,13 @@ impl PasswordCheck<'_> {
         }
     }
 }
+
+/// The signed-in user's profile; a valid token whose user is gone no longer authenticates anyone.
+pub async fn current_user(store: &Store, claims: &AccessClaims) -> Result<crate::store::User, ApiError> {
+    store.user(claims.sub).await?.ok_or(ApiError::InvalidAccessToken("user no longer exists"))
+}
+
+/// The address a stored profile holds (written only from a parsed one).
+pub fn stored_email(user: &crate::store::User) -> Result<Email, ApiError> {
+    Email::parse(&user.email).map_err(|_| ApiError::Internal("a stored email does not parse".into()))
+}

@@ -170,6 +170,11 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// A `422` about one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

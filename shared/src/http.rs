@@ -111,6 +111,16 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Result<Respon
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// `202 Accepted`, the same body for every request it answers (`{"status":"accepted"}`).
+pub fn accepted() -> Result<Response<Body>, ApiError> {
+    json_response(StatusCode::ACCEPTED, &serde_json::json!({"status": "accepted"}))
+}
+
+/// `204 No Content`.
+pub fn no_content() -> Result<Response<Body>, ApiError> {
+    Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// Refuses any method other than `allowed` (API Gateway routes only the declared method, but a
 /// function can also be invoked directly).
 pub fn require_method(req: &Request, allowed: &'static http::Method) -> Result<(), ApiError> {

@@ -15,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod lambda;
 pub mod mail;
+pub mod mail_requests;
 pub mod password;
 pub mod services;
 pub mod store;

@@ -316,6 +316,15 @@ pub struct Stack {
     pub health: Service<health::Deps>,
     pub logout: Service<logout::Deps>,
     pub logout_all: Service<logout_all::Deps>,
+    pub email_verify: Service<email_verify::Deps>,
+    pub email_verify_resend: Service<email_verify_resend::Deps>,
+    pub password_forgot: Service<password_forgot::Deps>,
+    pub password_reset: Service<password_reset::Deps>,
+    pub password_change: Service<password_change::Deps>,
+    pub email_change: Service<email_change::Deps>,
+    pub delete_user: Service<delete_user::Deps>,
+    /// The stream consumer, called by [`Stack::deliver_mail`].
+    pub mailer: mailer::Deps,
     functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
@@ -396,6 +405,18 @@ impl Stack {
             health: functions["HealthFunction"].service(),
             logout: functions["LogoutFunction"].service(),
             logout_all: functions["LogoutAllFunction"].service(),
+            email_verify: functions["EmailVerifyFunction"].service(),
+            email_verify_resend: functions["EmailVerifyResendFunction"].service(),
+            password_forgot: functions["PasswordForgotFunction"].service(),
+            password_reset: functions["PasswordResetFunction"].service(),
+            password_change: functions["PasswordChangeFunction"].service(),
+            email_change: functions["EmailChangeFunction"].service(),
+            delete_user: functions["DeleteUserFunction"].service(),
+            mailer: {
+                let function = &functions["MailerFunction"];
+                <mailer::Deps as shared::lambda::EventFunction>::build(&function.config, &function.clients)
+                    .expect("the template gives the mailer what it needs")
+            },
             dynamodb,
             secrets,
             stack,
@@ -432,17 +453,28 @@ impl Stack {
 
     /// Sends an API Gateway event to the function that serves its route.
     pub async fn send(&self, event: &Value) -> Response<Body> {
+        // Each handler's future is boxed: one `match` over fifteen of them inline would be one
+        // enormous future in every test.
+        type Answer<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + 'a>>;
         let request = request_from(event);
-        match event["resource"].as_str() {
-            Some("/register") => self.register.call(request).await,
-            Some("/login") => self.login.call(request).await,
-            Some("/refresh") => self.refresh.call(request).await,
-            Some("/users/{id}") => self.get_user.call(request).await,
-            Some("/health") => self.health.call(request).await,
-            Some("/logout") => self.logout.call(request).await,
-            Some("/logout/all") => self.logout_all.call(request).await,
+        let answer: Answer<'_> = match event["resource"].as_str() {
+            Some("/users/{id}") if event["httpMethod"] == "DELETE" => Box::pin(self.delete_user.call(request)),
+            Some("/email/verify") => Box::pin(self.email_verify.call(request)),
+            Some("/email/verify/resend") => Box::pin(self.email_verify_resend.call(request)),
+            Some("/password/forgot") => Box::pin(self.password_forgot.call(request)),
+            Some("/password/reset") => Box::pin(self.password_reset.call(request)),
+            Some("/password/change") => Box::pin(self.password_change.call(request)),
+            Some("/email/change") => Box::pin(self.email_change.call(request)),
+            Some("/register") => Box::pin(self.register.call(request)),
+            Some("/login") => Box::pin(self.login.call(request)),
+            Some("/refresh") => Box::pin(self.refresh.call(request)),
+            Some("/users/{id}") => Box::pin(self.get_user.call(request)),
+            Some("/health") => Box::pin(self.health.call(request)),
+            Some("/logout") => Box::pin(self.logout.call(request)),
+            Some("/logout/all") => Box::pin(self.logout_all.call(request)),
             other => panic!("no function serves {other:?}"),
-        }
+        };
+        answer.await
     }
 
     /// POSTs `body` to a route, using that route's success fixture as the envelope.

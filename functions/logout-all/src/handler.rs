@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 use shared::auth::authenticate;
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
-use shared::http::require_method;
+use shared::http::{no_content, require_method};
 use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;
 use shared::{now_epoch, ApiError};
@@ -39,7 +39,7 @@ async fn logout_all(req: &Request, deps: &TokenServices, log: &mut RequestLog) -
         return Err(ApiError::InvalidAccessToken("user no longer exists"));
     }
     log.outcome("all_sessions_revoked");
-    Response::builder().status(http::StatusCode::NO_CONTENT).body(Body::Empty).map_err(|e| ApiError::Internal(e.into()))
+    no_content()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
-use shared::http::{require_method, JsonFields};
+use shared::http::{no_content, require_method, JsonFields};
 use shared::lambda::{Function, RequestLog};
 use shared::store::{LoggingOut, Store};
 use shared::tokens::RefreshToken;
@@ -56,10 +56,6 @@ async fn logout(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Resp
     };
     log.outcome(outcome);
     no_content()
-}
-
-fn no_content() -> Result<Response<Body>, ApiError> {
-    Response::builder().status(http::StatusCode::NO_CONTENT).body(Body::Empty).map_err(|e| ApiError::Internal(e.into()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! transaction; login reserves its attempt while it reads the credentials (two calls, one round
 //! trip), then one transaction; refresh one conditional update.
 
+mod account;
 mod failures;
 mod outbox;
 mod sessions;
@@ -29,8 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Email, FamilyId, UserId};
 use crate::error::DependencyError;
 
+pub use account::{verifies_email, PasswordChange, TokenUse, BY_USER_INDEX};
 pub use failures::{Attempt, ReservedAttempt};
-pub use outbox::{MailTokenItem, NewMail, NewMailToken, OutboxItem, OutboxStatus, SENT_RETENTION_SECONDS};
+pub use outbox::{
+    MailRequest, MailTokenItem, NewMail, NewMailToken, OutboxItem, OutboxStatus, MAIL_REQUESTS_PER_DAY,
+    MAIL_REQUEST_COOLDOWN_SECONDS, SENT_RETENTION_SECONDS,
+};
 pub use sessions::{LoggingOut, NewSession, PresentedToken, Rotation};
 pub use users::{Credentials, Generations, Registration, User};
 

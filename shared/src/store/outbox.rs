@@ -6,10 +6,11 @@
 //! address, an address already verified) or `failed` (SES refused it, or every attempt failed);
 //! a failed item stays in the table, with no expiry, for an operator.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{key, number, to_item, unless_condition_failed, Store, SERVICE};
+use super::{from_item, key, number, to_item, transaction_failed, unless_condition_failed, Store, SERVICE};
 use crate::domain::{Email, TokenHash, UserId};
 use crate::error::DependencyError;
 use crate::mail::{MailKind, OutboxId, Purpose};
@@ -228,4 +229,139 @@ fn to_status(status: OutboxStatus) -> AttributeValue {
         OutboxStatus::Failed => "failed",
     };
     AttributeValue::S(word.to_owned())
+}
+
+/// How often and how many `resend`/`forgot` mails one address may ask for.
+pub const MAIL_REQUEST_COOLDOWN_SECONDS: i64 = 60;
+pub const MAIL_REQUESTS_PER_DAY: usize = 5;
+const DAY_SECONDS: i64 = 24 * 3600;
+
+/// The answer to a `resend` or `forgot` request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MailRequest {
+    /// The mail request is in the outbox.
+    Accepted,
+    /// Within the cooldown or over the daily cap: retry after this many seconds.
+    Limited(u64),
+}
+
+/// The `MAILREQ#` record of an address and kind: when its last mails were asked for.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RequestRecord {
+    pk: String,
+    /// The times (seconds) of the requests accepted in the last 24 hours, oldest first.
+    #[serde(default)]
+    requested: Vec<i64>,
+    #[serde(default)]
+    version: u64,
+    expires_at: i64,
+}
+
+impl RequestRecord {
+    /// Whether one more request may be accepted at `now`, else how long to wait.
+    fn limit(&self, now: i64) -> Option<u64> {
+        let recent: Vec<i64> = self.requested.iter().copied().filter(|t| *t > now - DAY_SECONDS).collect();
+        let last = recent.iter().copied().max();
+        if let Some(last) = last.filter(|last| now - last < MAIL_REQUEST_COOLDOWN_SECONDS) {
+            return Some((MAIL_REQUEST_COOLDOWN_SECONDS - (now - last)).max(1) as u64);
+        }
+        if recent.len() >= MAIL_REQUESTS_PER_DAY {
+            let oldest = recent.iter().copied().min().unwrap_or(now);
+            return Some((oldest + DAY_SECONDS - now).max(1) as u64);
+        }
+        None
+    }
+}
+
+impl Store {
+    /// Accepts a `resend`/`forgot` mail request for `record` (an address's, by HMAC) if its
+    /// cooldown and daily cap allow: the record and the mail in one transaction. The first
+    /// request of an address is one call; later ones read the record from the first call's
+    /// failed condition and write it with a version check (a second call). Of concurrent
+    /// requests, one is accepted; the others are within its cooldown. The work is the same
+    /// whether or not the address has an account: nothing here looks the account up.
+    pub async fn request_mail(&self, record: &str, mail: &NewMail<'_>) -> Result<MailRequest, DependencyError> {
+        let now = mail.now;
+        let first =
+            RequestRecord { pk: record.to_owned(), requested: vec![now], version: 0, expires_at: now + DAY_SECONDS };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&first)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))?;
+        let old = match self.with_mail(put, mail).await? {
+            None => return Ok(MailRequest::Accepted),
+            Some(Some(old)) => from_item::<RequestRecord>(old)?,
+            // Cancelled without the item: a concurrent request is being written.
+            Some(None) => return Ok(MailRequest::Limited(MAIL_REQUEST_COOLDOWN_SECONDS as u64)),
+        };
+        if let Some(wait) = old.limit(now) {
+            return Ok(MailRequest::Limited(wait));
+        }
+        let mut requested: Vec<i64> = old.requested.iter().copied().filter(|t| *t > now - DAY_SECONDS).collect();
+        requested.push(now);
+        let next =
+            RequestRecord { pk: record.to_owned(), requested, version: old.version + 1, expires_at: now + DAY_SECONDS };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&next)?))
+            .condition_expression("version = :version")
+            .expression_attribute_values(":version", number(old.version as i64))
+            .build()
+            .map_err(|e| DependencyError::failed(SERVICE, e))?;
+        Ok(match self.with_mail(put, mail).await? {
+            None => MailRequest::Accepted,
+            Some(_) => MailRequest::Limited(MAIL_REQUEST_COOLDOWN_SECONDS as u64),
+        })
+    }
+
+    /// Writes `record` and the mail in one transaction: `None` when done, else the record's
+    /// condition failed (with the item as it was, when DynamoDB returned it).
+    async fn with_mail(
+        &self,
+        record: Put,
+        mail: &NewMail<'_>,
+    ) -> Result<Option<Option<std::collections::HashMap<String, AttributeValue>>>, DependencyError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .transact_items(TransactWriteItem::builder().put(self.outbox_put(mail)?).build())
+            .send()
+            .await;
+        let Err(error) = result else { return Ok(None) };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() {
+            let first = cancelled.cancellation_reasons().first();
+            if first.and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+                return Ok(Some(first.and_then(|r| r.item().cloned())));
+            }
+        }
+        Err(transaction_failed(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(requested: &[i64]) -> RequestRecord {
+        RequestRecord { requested: requested.to_vec(), ..Default::default() }
+    }
+
+    #[test]
+    fn given_a_request_within_60_seconds_when_asking_again_then_wait_the_rest_of_the_minute() {
+        assert_eq!(record(&[1_000]).limit(1_010), Some(50));
+        assert_eq!(record(&[1_000]).limit(1_059), Some(1));
+        assert_eq!(record(&[1_000]).limit(1_060), None);
+    }
+
+    #[test]
+    fn given_five_requests_in_a_day_when_asking_a_sixth_then_wait_until_the_oldest_is_a_day_old() {
+        let day = [0, 3_600, 7_200, 10_800, 14_400];
+        assert_eq!(record(&day).limit(20_000), Some(86_400 - 20_000));
+        assert_eq!(record(&day).limit(86_400), None, "the oldest left the window");
+        assert_eq!(record(&day[1..]).limit(20_000), None, "four are fine");
+    }
 }

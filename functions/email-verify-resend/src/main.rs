@@ -1,0 +1,5 @@
+//! `POST /email/verify/resend`: wiring only; the logic is in `handler.rs`.
+
+fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve::<email_verify_resend::Deps>(env!("CARGO_CRATE_NAME"))
+}
