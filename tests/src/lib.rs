@@ -297,6 +297,21 @@ impl FunctionEnv {
     }
 }
 
+/// The token of a message's link (`#token=<token>`).
+pub fn token_of(message: &localdev::outbox::Message) -> String {
+    let link = message
+        .links()
+        .into_iter()
+        .find(|l| l.contains("#token="))
+        .unwrap_or_else(|| panic!("no link in {message:#?}"));
+    link.rsplit_once("#token=").expect("a token").1.to_owned()
+}
+
+/// An address no other test uses (the IAM check's outbox is shared by the whole suite).
+pub fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
 /// One test's isolated stack.
 pub struct Stack {
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -325,6 +340,10 @@ pub struct Stack {
     pub delete_user: Service<delete_user::Deps>,
     /// The stream consumer, called by [`Stack::deliver_mail`].
     pub mailer: mailer::Deps,
+    /// The table's stream, as the mailer's event source mapping reads it.
+    mail_feed: tokio::sync::Mutex<Option<localdev::stream::StreamFeed>>,
+    /// The IAM check the functions' calls go through (its outbox holds the mail SES accepted).
+    iam: String,
     functions: BTreeMap<String, FunctionEnv>,
     proxies: Option<Proxies>,
 }
@@ -417,6 +436,8 @@ impl Stack {
                 <mailer::Deps as shared::lambda::EventFunction>::build(&function.config, &function.clients)
                     .expect("the template gives the mailer what it needs")
             },
+            mail_feed: tokio::sync::Mutex::new(None),
+            iam: iam.clone(),
             dynamodb,
             secrets,
             stack,
@@ -475,6 +496,50 @@ impl Stack {
             other => panic!("no function serves {other:?}"),
         };
         answer.await
+    }
+
+    /// Hands the mailer what the table's stream holds since the last call, as Lambda's event
+    /// source mapping would (filtered to inserted `OUTBOX#` items, in batches); returns the
+    /// number of records delivered.
+    pub async fn deliver_mail(&self) -> usize {
+        let mut feed = self.mail_feed.lock().await;
+        if feed.is_none() {
+            let (template, endpoint) = (template(), dynamodb_url());
+            let created = localdev::stream::StreamFeed::new(&template, &self.stack, "MailerFunction", &endpoint).await;
+            *feed = Some(created.expect("the table's stream"));
+        }
+        let feed = feed.as_mut().expect("just set");
+        let mut delivered = 0;
+        for event in feed.next_batches().await.expect("reading the stream") {
+            let event: aws_lambda_events::event::dynamodb::Event =
+                serde_json::from_value(event).expect("a DynamoDB stream event");
+            delivered += event.records.len();
+            let response = mailer::handle(&self.mailer, event).await;
+            assert!(response.batch_item_failures.is_empty(), "the mailer failed records: {response:?}");
+        }
+        delivered
+    }
+
+    /// The mail SES accepted for `address` (through the IAM check), newest first, after
+    /// delivering the stream to the mailer until `count` messages are there (10 s at most).
+    pub async fn mail_to(&self, address: &str, count: usize) -> Vec<localdev::outbox::Message> {
+        let started = Instant::now();
+        loop {
+            self.deliver_mail().await;
+            let all = localdev::outbox::fetch(&self.iam).await.expect("the IAM check's outbox");
+            let mine: Vec<_> = all.into_iter().filter(|m| m.to.iter().any(|to| to == address)).collect();
+            if mine.len() >= count || started.elapsed() > Duration::from_secs(10) {
+                return mine;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The token in the newest mail to `address`'s link (`#token=...`), once `count` mails came.
+    pub async fn link_token(&self, address: &str, count: usize) -> String {
+        let mail = self.mail_to(address, count).await;
+        assert!(mail.len() >= count, "expected {count} mail(s) to {address}, got {mail:#?}");
+        token_of(&mail[0])
     }
 
     /// POSTs `body` to a route, using that route's success fixture as the envelope.
