@@ -46,6 +46,28 @@ async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<St
     }
 }
 
+/// The token of the newest mail to `to` with `subject`, from the local API's `/_local/outbox`
+/// (the stream feeds the mailer within a second or so; a minute at most).
+async fn mailed_token(to: &str, subject: &str) -> String {
+    let api = env("E2E_API_URL");
+    let url = format!("{}/_local/outbox", api.trim_end_matches('/'));
+    let started = std::time::Instant::now();
+    loop {
+        let reply = call("GET", &url, &[], None).await;
+        assert_eq!(reply.status, 200, "{url}: {}", reply.body);
+        let found = reply.body.as_array().into_iter().flatten().find(|m| {
+            m["subject"] == subject && m["to"].as_array().is_some_and(|to_list| to_list.iter().any(|t| t == to))
+        });
+        if let Some(message) = found {
+            let text = message["text"].as_str().unwrap();
+            let token = text.split_once("#token=").map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default());
+            return token.unwrap_or_else(|| panic!("no link in {message}")).to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no {subject:?} mail to {to}: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Invokes a function with an API Gateway event; returns the proxy response's status and body.
 async fn invoke(event: &Value) -> (u16, Value) {
     let function = match event["resource"].as_str().unwrap() {
@@ -56,8 +78,15 @@ async fn invoke(event: &Value) -> (u16, Value) {
         "/health" => "health",
         "/logout" => "logout",
         "/logout/all" => "logout-all",
+        "/email/verify" => "email-verify",
+        "/email/verify/resend" => "email-verify-resend",
+        "/password/forgot" => "password-forgot",
+        "/password/reset" => "password-reset",
+        "/password/change" => "password-change",
+        "/email/change" => "email-change",
         other => panic!("no function for {other}"),
     };
+    let function = if event["httpMethod"] == "DELETE" { "delete-user" } else { function };
     let url = format!("{}/2015-03-31/functions/{function}/invocations", env("E2E_LAMBDA_URL"));
     let reply = call("POST", &url, &[("content-type", "application/json")], Some(event.to_string())).await;
     assert_eq!(reply.status, 200, "invocation of {function} failed: {}", reply.body);
@@ -81,6 +110,10 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("register.malformed.json", 400),
         ("register.not-json.json", 415),
         ("register.too-large.json", 413),
+        // The sign-up mail's link: the stream feeds the mailer, which sends it through SES.
+        ("email-verify.json", 200),
+        ("email-verify.unknown-token.json", 401),
+        ("email-verify.invalid.json", 422),
         ("login.json", 200),
         ("login.wrong-password.json", 401),
         ("login.unknown-email.json", 401),
@@ -101,6 +134,20 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("logout.not-ours.json", 204),
         ("logout-all.json", 204),
         ("logout-all.no-token.json", 401),
+        // login.json's access token still holds (access tokens live until they expire).
+        ("password-change.wrong-password.json", 401),
+        ("password-change.json", 200),
+        ("email-change.no-token.json", 401),
+        ("email-change.json", 202),
+        ("email-verify-resend.json", 202),
+        ("email-verify-resend.invalid.json", 422),
+        ("password-forgot.json", 202),
+        ("password-forgot.invalid.json", 422),
+        ("password-reset.weak-password.json", 422),
+        ("password-reset.json", 204),
+        ("password-reset.unknown-token.json", 401),
+        ("delete-user.wrong-password.json", 401),
+        ("delete-user.json", 204),
     ];
     let mut fixtures: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
@@ -113,7 +160,17 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
     assert_eq!(fixtures, listed, "every fixture in events/ must have an expected status here");
 
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("password", "correct horse battery staple".to_owned());
     for (fixture, status) in expected {
+        match *fixture {
+            "email-verify.json" => {
+                values.insert("verify_token", mailed_token("ada@example.com", "Verify your email address").await);
+            }
+            "password-reset.weak-password.json" => {
+                values.insert("reset_token", mailed_token("ada@example.com", "Reset your password").await);
+            }
+            _ => {}
+        }
         let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let event = fill(&event_json(fixture), &pairs);
         let (actual, body) = invoke(&event).await;
@@ -122,9 +179,15 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
             "register.json" => {
                 values.insert("user_id", body["id"].as_str().unwrap().to_owned());
             }
-            "login.json" => {
+            "login.json" | "password-change.json" => {
                 values.insert("access_token", body["access_token"].as_str().unwrap().to_owned());
                 values.insert("refresh_token", body["refresh_token"].as_str().unwrap().to_owned());
+                if *fixture == "password-change.json" {
+                    values.insert("password", "another long passphrase of mine".to_owned());
+                }
+            }
+            "password-reset.json" => {
+                values.insert("password", "a new passphrase nobody guesses".to_owned());
             }
             _ => {}
         }
@@ -150,6 +213,16 @@ async fn the_local_api_serves_register_login_get_user_refresh_over_http() {
     let id = register.body["id"].as_str().unwrap().to_owned();
     assert_eq!(register.headers["location"], format!("/users/{id}"));
     assert!(register.headers.contains_key("x-request-id"));
+    assert_eq!(register.body["email_verified"], false);
+
+    // The link in the mail, as the app would post it.
+    let unverified = json!({"email": email, "password": password}).to_string();
+    let refused = call("POST", &format!("{api}/login"), &headers, Some(unverified)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let token = mailed_token(&email, "Verify your email address").await;
+    let verified =
+        call("POST", &format!("{api}/email/verify"), &headers, Some(json!({"token": token}).to_string())).await;
+    assert_eq!((verified.status, &verified.body["email_verified"]), (200, &json!(true)), "{}", verified.body);
 
     let login = call(
         "POST",
