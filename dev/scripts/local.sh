@@ -8,7 +8,10 @@
 # reloading on code changes; each function process gets exactly the environment Lambda would give
 # it, through `localdev run-function` as cargo's runner) and puts the template's REST API in front
 # of them (`localdev gateway`: same routes, REST v1 proxy events, API-key check, usage-plan and
-# per-route throttling, gateway responses). Ctrl-C stops everything this script started.
+# per-route throttling, gateway responses), and feeds the table's stream to the functions with a
+# DynamoDB event (`localdev stream`: the mailer, as its event source mapping would), so mail is
+# sent: SES (moto) accepts it, and `GET /_local/outbox` on the API's port lists it, links and all.
+# Ctrl-C stops everything this script started.
 #
 # Environment:
 #   LOCAL_API_KEY        the API key clients must send as x-api-key (default: generated, printed)
@@ -98,8 +101,12 @@ children+=("$!")
 for _ in $(seq 1 600); do port_open "$LAMBDA_PORT" && break; sleep 0.2; done
 port_open "$LAMBDA_PORT" || die "cargo lambda watch did not start on port $LAMBDA_PORT"
 
+setsid "$LOCALDEV" stream --stack "$LOCAL_STACK" --invoke-url "http://127.0.0.1:$LAMBDA_PORT" \
+    --failures-dir "$LOCAL_DIR" </dev/null &
+children+=("$!")
+
 setsid "$LOCALDEV" gateway --template template.yaml --listen "127.0.0.1:$API_PORT" \
-    --lambda "http://127.0.0.1:$LAMBDA_PORT" --api-key "$API_KEY" </dev/null &
+    --lambda "http://127.0.0.1:$LAMBDA_PORT" --api-key "$API_KEY" --iam-endpoint "$LOCAL_IAM_ENDPOINT" </dev/null &
 children+=("$!")
 wait_for_port "$API_PORT" "the local API gateway"
 
@@ -112,6 +119,9 @@ cat >&2 <<EOF
   curl -si -H "x-api-key: $API_KEY" -H 'content-type: application/json' \\
        -d '{"email":"ada@example.com","password":"correct horse battery staple","name":"Ada"}' \\
        http://127.0.0.1:$API_PORT/register
+
+  Mail sent (newest first): curl -s http://127.0.0.1:$API_PORT/_local/outbox
+  Stream records given up on: $LOCAL_DIR/$LOCAL_STACK-<on-failure destination>.jsonl
 
   Ctrl-C stops everything.
 

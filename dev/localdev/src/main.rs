@@ -277,6 +277,9 @@ async fn stream(
     } else {
         functions
     };
+    if functions.is_empty() {
+        eprintln!("stream: no function has a DynamoDB event");
+    }
     let mut running = tokio::task::JoinSet::new();
     for function in functions {
         let feed = StreamFeed::new(&template, &stack, &function, &dynamodb).await.map_err(|e| e.to_string())?;
@@ -297,7 +300,6 @@ async fn stream(
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         },
-        else => Err("no function has a DynamoDB event".into()),
     }
 }
 

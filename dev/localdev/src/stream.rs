@@ -14,9 +14,13 @@
 //! DynamoDB Local 3.3.0, as seen on this machine (and relied on here): `LatestStreamArn` is
 //! `arn:aws:dynamodb:ddblocal:000000000000:table/<name>/stream/<label>` and records say
 //! `awsRegion: ddblocal`, so both are rewritten to the stack's region and account; a new table's
-//! stream has one open shard; `TRIM_HORIZON`, `LATEST` and `AFTER_SEQUENCE_NUMBER` work; a write
-//! is readable within ~60 ms; a read at the end returns no records and a next iterator; an
-//! iterator expires after 15 minutes (`ExpiredIteratorException`: it embeds its creation time);
+//! stream has one open shard; `TRIM_HORIZON` and `AFTER_SEQUENCE_NUMBER` work; a write is
+//! readable within ~60 ms; a read at the end returns no records and a next iterator; an iterator
+//! expires after 15 minutes (`ExpiredIteratorException`: it embeds its creation time); sequence
+//! numbers are counted across all tables, so an iterator taken on a shard with no record yet
+//! points at the shard's starting number and, once other tables' writes have used that number
+//! up, reading it raises `TrimmedDataAccessException` (a new `TRIM_HORIZON` iterator reads the
+//! records; after one record has been read, iterators follow the gaps);
 //! `ApproximateCreationDateTime` is epoch seconds rounded down to the minute; transaction writes
 //! give one record per item; event ids are UUIDs.
 
@@ -68,8 +72,6 @@ pub struct Mapping {
     pub timeout: Duration,
     /// The table's logical id.
     pub table: String,
-    /// `TRIM_HORIZON` or `LATEST`.
-    pub starting_position: ShardIteratorType,
     pub batch_size: usize,
     /// `None`: until the record expires (`-1`, the default).
     pub maximum_retry_attempts: Option<u32>,
@@ -138,11 +140,14 @@ impl Mapping {
             })?),
         };
         let props = template.resolver(&BTreeMap::new()).resolve(raw)?.unwrap_or_default();
-        let starting_position = match property(&props, "StartingPosition").and_then(scalar_string).as_deref() {
-            Some("TRIM_HORIZON") => ShardIteratorType::TrimHorizon,
-            Some("LATEST") => ShardIteratorType::Latest,
-            other => return Err(template_error(format!("StartingPosition {other:?}: TRIM_HORIZON or LATEST"))),
-        };
+        // LATEST would need to know which records came after the mapping, which DynamoDB Local's
+        // first iterator on a shard cannot tell (see the module's notes).
+        let starting_position = property(&props, "StartingPosition").and_then(scalar_string);
+        if starting_position.as_deref() != Some("TRIM_HORIZON") {
+            return Err(template_error(format!(
+                "StartingPosition {starting_position:?}: only TRIM_HORIZON is emulated"
+            )));
+        }
         if number(&props, "MaximumBatchingWindowInSeconds", 0)? != 0 {
             // Batches go out at each poll; a window would hold them longer on AWS.
             return Err(template_error("MaximumBatchingWindowInSeconds other than 0 is not emulated"));
@@ -186,7 +191,6 @@ impl Mapping {
             binary: spec.binary,
             timeout: Duration::from_secs(spec.timeout_seconds),
             table,
-            starting_position,
             batch_size,
             maximum_retry_attempts,
             bisect_batch_on_function_error: property(&props, "BisectBatchOnFunctionError")
@@ -340,11 +344,9 @@ impl Batch {
 }
 
 /// Where one shard is read from next.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Shard {
     iterator: Option<String>,
-    /// Where a new iterator starts when there is none yet.
-    start: ShardIteratorType,
     last_sequence: Option<String>,
     /// Closed and read to its end.
     done: bool,
@@ -362,7 +364,6 @@ pub struct StreamFeed {
     region: String,
     stack: LocalStack,
     shards: BTreeMap<String, Shard>,
-    discovered: bool,
 }
 
 impl StreamFeed {
@@ -401,7 +402,6 @@ impl StreamFeed {
             stream_arn,
             mapping,
             shards: BTreeMap::new(),
-            discovered: false,
         })
     }
 
@@ -430,23 +430,15 @@ impl StreamFeed {
             for shard in description.shards() {
                 let Some(id) = shard.shard_id() else { continue };
                 let parent_unread = shard.parent_shard_id().and_then(|p| self.shards.get(p)).is_some_and(|p| !p.done);
-                if self.shards.contains_key(id) || parent_unread {
-                    continue;
+                if !self.shards.contains_key(id) && !parent_unread {
+                    self.shards.insert(id.to_owned(), Shard::default());
                 }
-                // The starting position is where the mapping starts; shards born later are read whole.
-                let start = if self.discovered {
-                    ShardIteratorType::TrimHorizon
-                } else {
-                    self.mapping.starting_position.clone()
-                };
-                self.shards.insert(id.to_owned(), Shard { iterator: None, start, last_sequence: None, done: false });
             }
             match description.last_evaluated_shard_id() {
                 Some(last) => start = Some(last.to_owned()),
                 None => break,
             }
         }
-        self.discovered = true;
         Ok(())
     }
 
@@ -455,6 +447,7 @@ impl StreamFeed {
         let (streams, stream_arn) = (&self.streams, &self.stream_arn);
         let Some(shard) = self.shards.get_mut(id) else { return Ok(Vec::new()) };
         let mut records = Vec::new();
+        let mut trimmed_once = false;
         while !shard.done {
             let iterator = match shard.iterator.take() {
                 Some(iterator) => iterator,
@@ -464,7 +457,7 @@ impl StreamFeed {
                         Some(sequence) => request
                             .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                             .sequence_number(sequence),
-                        None => request.shard_iterator_type(shard.start.clone()),
+                        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
                     };
                     let got = request
                         .send()
@@ -477,6 +470,15 @@ impl StreamFeed {
                 Ok(page) => page,
                 // A fresh iterator from where the last record left off.
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_expired_iterator_exception()) => continue,
+                // The first iterator of a shard that had no record yet (see the module's notes).
+                Err(e)
+                    if shard.last_sequence.is_none()
+                        && !trimmed_once
+                        && e.as_service_error().is_some_and(|e| e.is_trimmed_data_access_exception()) =>
+                {
+                    trimmed_once = true;
+                    continue;
+                }
                 Err(e) => return Err(Error::Aws(format!("GetRecords {id}: {}", DisplayErrorContext(e)))),
             };
             for record in page.records() {
@@ -493,8 +495,8 @@ impl StreamFeed {
         Ok(records)
     }
 
-    /// What the stream holds since the last call: the records the filters match, each shard's
-    /// cut into batches of `BatchSize`.
+    /// What the stream holds since the last call, from the trim horizon on the first: the records
+    /// the filters match, each shard's cut into batches of `BatchSize`.
     pub async fn next_record_batches(&mut self) -> Result<Vec<Batch>> {
         self.discover().await?;
         let mut batches = Vec::new();
@@ -753,7 +755,6 @@ Resources:
         let mapping = Mapping::of(&template_yaml(), "MailerFunction").unwrap();
         // THEN every setting is the template's
         assert_eq!((mapping.binary.as_str(), mapping.table.as_str()), ("mailer", "AuthTable"));
-        assert_eq!(mapping.starting_position, ShardIteratorType::TrimHorizon);
         assert_eq!((mapping.batch_size, mapping.maximum_retry_attempts), (10, Some(3)));
         assert!(mapping.bisect_batch_on_function_error && mapping.report_batch_item_failures);
         assert_eq!(mapping.on_failure.as_deref(), Some("MailerFailures"));
@@ -766,6 +767,10 @@ Resources:
         let mapping = with_event("").unwrap();
         assert_eq!((mapping.batch_size, mapping.maximum_retry_attempts, mapping.on_failure), (100, None, None));
         assert!(!mapping.bisect_batch_on_function_error && !mapping.report_batch_item_failures);
+        let latest = "Resources: {T: {Type: AWS::DynamoDB::Table}, F: {Type: AWS::Serverless::Function, \
+            Metadata: {BuildProperties: {Binary: f}}, Properties: {Events: {S: {Type: DynamoDB, \
+            Properties: {Stream: !GetAtt T.StreamArn, StartingPosition: LATEST}}}}}}";
+        assert!(Mapping::of(&Template::from_yaml(latest, "").unwrap(), "F").is_err());
         for extra in [
             "            ParallelizationFactor: 2",
             "            MaximumBatchingWindowInSeconds: 5",

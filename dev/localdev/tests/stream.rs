@@ -27,7 +27,7 @@ fn dynamodb_url() -> String {
 }
 
 /// A stack with only its table, and a client to write to it.
-async fn table() -> (LocalStack, String, aws_sdk_dynamodb::Client) {
+async fn new_table() -> (LocalStack, String, aws_sdk_dynamodb::Client) {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let stack = LocalStack::new(&format!("stream-{}", uuid::Uuid::new_v4().simple())).unwrap();
@@ -60,7 +60,7 @@ async fn batches(feed: &mut StreamFeed, count: usize) -> Vec<Batch> {
 #[tokio::test]
 async fn given_table_writes_then_the_feed_gives_inserted_outbox_items_in_order_in_batches_of_ten() {
     // GIVEN a stack's table where twelve mails, a user and changes were written before the feed started
-    let (stack, table, client) = table().await;
+    let (stack, table, client) = new_table().await;
     let outbox: Vec<String> = (0..12).map(|i| format!("OUTBOX#{i:02}")).collect();
     put(&client, &table, &outbox[0]).await;
     put(&client, &table, "USER#1").await;
@@ -125,7 +125,7 @@ async fn fake_lambda(events: Arc<Mutex<Vec<Value>>>) -> String {
 #[tokio::test]
 async fn given_a_mail_the_function_keeps_failing_then_it_is_retried_then_written_to_the_on_failure_file() {
     // GIVEN a good mail and a bad one, and a mailer that keeps reporting the bad one failed
-    let (stack, table, client) = table().await;
+    let (stack, table, client) = new_table().await;
     put(&client, &table, "OUTBOX#good").await;
     put(&client, &table, "OUTBOX#bad").await;
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -170,4 +170,20 @@ async fn given_a_mail_the_function_keeps_failing_then_it_is_retried_then_written
         format!("arn:aws:lambda:us-east-1:123456789012:function:{}", stack.physical_name("MailerFunction"))
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn given_a_feed_started_on_an_empty_table_when_other_tables_are_written_first_then_its_first_mail_still_comes() {
+    // GIVEN a feed that has read its table's empty stream
+    let (stack, table, client) = new_table().await;
+    let mut feed = StreamFeed::new(&template(), &stack, "MailerFunction", &dynamodb_url()).await.unwrap();
+    assert!(feed.next_batches().await.unwrap().is_empty());
+    // AND another stack's table written since (DynamoDB Local numbers records across tables)
+    let (_, other, _) = new_table().await;
+    put(&client, &other, "OUTBOX#other").await;
+    // WHEN the table gets its first mail
+    put(&client, &table, "OUTBOX#1").await;
+    // THEN the feed reads it
+    let read = batches(&mut feed, 1).await;
+    assert_eq!(read.iter().flat_map(keys).collect::<Vec<_>>(), ["OUTBOX#1"]);
 }
