@@ -169,7 +169,7 @@ async fn answers_cors_preflight_without_a_key() {
     let (status, headers, body) = gw.send(Method::OPTIONS, "/users/42", None, "").await;
     assert_eq!(status, 200);
     assert_eq!(headers["access-control-allow-origin"], "https://app.example.com");
-    assert_eq!(headers["access-control-allow-methods"], "GET,POST,OPTIONS");
+    assert_eq!(headers["access-control-allow-methods"], "GET,POST,DELETE,OPTIONS");
     assert_eq!(headers["access-control-allow-headers"], "Content-Type,Authorization,X-Api-Key");
     assert_eq!(headers["access-control-max-age"], "600");
     assert!(body.is_empty());
