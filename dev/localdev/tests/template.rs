@@ -28,6 +28,15 @@ fn routes_match_the_spec() {
             ("POST", "/refresh", "refresh", true, t(120.0, 240)),
             ("GET", "/users/{id}", "get-user", true, t(120.0, 240)),
             ("GET", "/health", "health", true, t(10.0, 20)),
+            ("POST", "/logout", "logout", true, t(50.0, 100)),
+            ("POST", "/logout/all", "logout-all", true, t(50.0, 100)),
+            ("POST", "/email/verify", "email-verify", true, t(50.0, 100)),
+            ("POST", "/email/verify/resend", "email-verify-resend", true, t(10.0, 20)),
+            ("POST", "/password/forgot", "password-forgot", true, t(10.0, 20)),
+            ("POST", "/password/reset", "password-reset", true, t(50.0, 100)),
+            ("POST", "/password/change", "password-change", true, t(50.0, 100)),
+            ("POST", "/email/change", "email-change", true, t(50.0, 100)),
+            ("DELETE", "/users/{id}", "delete-user", true, t(50.0, 100)),
         ]
     );
 }
@@ -40,13 +49,13 @@ fn api_settings() {
     assert!(api.api_key_required);
     assert!(!api.api_key_required_on_preflight);
     let plan = api.usage_plan.as_ref().unwrap();
-    assert_eq!(plan.throttle, Some(Throttle { rate_limit: 410.0, burst_limit: 820 }));
+    assert_eq!(plan.throttle, Some(Throttle { rate_limit: 780.0, burst_limit: 1560 }));
     let quota = plan.quota.unwrap();
     assert_eq!((quota.limit, quota.period), (10_000_000, QuotaPeriod::Day));
     let cors = api.cors.as_ref().unwrap();
     assert_eq!(cors.allow_origin, "*");
     assert_eq!(cors.allow_headers.as_deref(), Some("Content-Type,Authorization,X-Api-Key"));
-    assert_eq!(cors.allow_methods.as_deref(), Some("GET,POST,OPTIONS"));
+    assert_eq!(cors.allow_methods.as_deref(), Some("GET,POST,DELETE,OPTIONS"));
     let kinds = ["THROTTLED", "QUOTA_EXCEEDED", "INVALID_API_KEY", "MISSING_AUTHENTICATION_TOKEN", "WAF_FILTERED"];
     for kind in kinds.into_iter().chain(["DEFAULT_4XX", "DEFAULT_5XX"]) {
         let response = &api.gateway_responses[kind];
@@ -88,9 +97,11 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
     let t = load("PasswordMinLength=20").unwrap();
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-SigningKeySecret-AbCdEf";
     let throttle = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-ThrottleKeySecret-GhIjKl";
+    let mail = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-MailKeySecret-MnOpQr";
     let arns = BTreeMap::from([
         ("SigningKeySecret".to_owned(), arn.to_owned()),
         ("ThrottleKeySecret".to_owned(), throttle.to_owned()),
+        ("MailKeySecret".to_owned(), mail.to_owned()),
     ]);
     let resources = StackResources::new(&t, LocalStack::new("dev").unwrap(), arns).unwrap();
     let expected = [
@@ -105,8 +116,8 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("CORS_ALLOWED_ORIGIN", "*"),
     ];
     let own: [(&str, &[(&str, &str)]); 4] = [
-        ("RegisterFunction", &[]),
-        ("LoginFunction", &[("THROTTLE_KEY_SECRET_ID", throttle)]),
+        ("RegisterFunction", &[("MAIL_KEY_SECRET_ID", mail), ("VERIFY_EMAIL_TTL_SECONDS", "86400")]),
+        ("LoginFunction", &[("THROTTLE_KEY_SECRET_ID", throttle), ("REQUIRE_VERIFIED_EMAIL", "true")]),
         ("RefreshFunction", &[("THROTTLE_KEY_SECRET_ID", throttle), ("REFRESH_REUSE_GRACE_SECONDS", "10")]),
         ("GetUserFunction", &[]),
     ];
@@ -133,15 +144,19 @@ fn table_and_secret() {
     assert_eq!(table.logical_id, "AuthTable");
     assert_eq!(table.key_schema.len(), 1);
     assert_eq!((table.key_schema[0].name.as_str(), table.key_schema[0].key_type.as_str()), ("pk", "HASH"));
-    assert_eq!(table.attribute_definitions.len(), 1);
-    assert_eq!(table.attribute_definitions[0].attribute_type, "S");
+    assert_eq!(table.attribute_definitions.len(), 2);
+    assert!(table.attribute_definitions.iter().all(|a| a.attribute_type == "S"));
     assert_eq!(table.billing_mode, "PAY_PER_REQUEST");
     assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
     assert!(table.point_in_time_recovery);
-    assert!(table.global_secondary_indexes.is_empty() && table.local_secondary_indexes.is_empty());
+    let by_user: Vec<_> =
+        table.global_secondary_indexes.iter().map(|ix| (ix.name.as_str(), ix.projection_type.as_str())).collect();
+    assert_eq!(by_user, [("ByUser", "KEYS_ONLY")]);
+    assert!(table.local_secondary_indexes.is_empty());
+    assert_eq!(table.stream_view_type.as_deref(), Some("KEYS_ONLY"));
     let specs = t.secret_specs().unwrap();
     let ids: Vec<_> = specs.iter().map(|s| s.logical_id.as_str()).collect();
-    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret"]);
+    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret", "MailKeySecret"]);
     for spec in specs {
         let secret = spec.generate().unwrap();
         assert_eq!(secret.len(), 64);
