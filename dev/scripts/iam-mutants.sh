@@ -37,7 +37,9 @@ cargo test --quiet -p tests --tests --no-run
 
 "$VENV_DIR/bin/python" "$SCRIPTS_DIR/sam_transform.py" template.yaml "$OUT/base.json"
 # One mutant per (function, statement, action): that action removed, and the statement with it
-# when it was its only action. Manifest lines: <n> <function> <statement> <action>.
+# when it was its only action. Manifest lines: <n> <function> <statement> <action>. The statement
+# SAM adds for an event source's on-failure destination is Lambda's, not the code's (locally the
+# destination is a file): no test can need it, so it has no mutant.
 "$VENV_DIR/bin/python" - "$OUT" <<'PY'
 import copy, json, sys
 out = sys.argv[1]
@@ -49,11 +51,21 @@ with open(f"{out}/manifest", "w") as manifest:
         if fn["Type"] != "AWS::Lambda::Function":
             continue
         role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        destinations = [
+            r["Properties"].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::EventSourceMapping" and r["Properties"].get("FunctionName") == {"Ref": fid}
+        ]
         index = 0
         for p, policy in enumerate(resources[role]["Properties"].get("Policies", [])):
             for s, statement in enumerate(policy["PolicyDocument"]["Statement"]):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if statement["Effect"] == "Allow":
+                targets = statement.get("Resource")
+                targets = targets if isinstance(targets, list) else [targets]
+                for_event_source = set(actions) <= {"sqs:SendMessage", "sns:Publish"} and all(
+                    t in destinations for t in targets
+                )
+                if statement["Effect"] == "Allow" and not for_event_source:
                     for action in actions:
                         mutant = copy.deepcopy(base)
                         doc = mutant["Resources"][role]["Properties"]["Policies"][p]["PolicyDocument"]
