@@ -171,7 +171,7 @@ fn dynamodb_with(sdk: &SdkConfig, endpoint_url: &str, counter: Option<CallCounte
     aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
-fn dynamodb_url() -> String {
+pub fn dynamodb_url() -> String {
     endpoint("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
 }
 
@@ -572,6 +572,13 @@ impl Stack {
     /// the table: most tests are not about verification; the lifecycle tests follow the link).
     pub async fn register_user(&self, email: &str, password: &str, name: &str) -> Value {
         let mut body = self.register_unverified_user(email, password, name).await;
+        self.mark_verified(&body).await;
+        body["email_verified"] = true.into();
+        body
+    }
+
+    /// Marks a registered user's (a `201` body's) email verified, directly in the table.
+    pub async fn mark_verified(&self, body: &Value) {
         let email = body["email"].as_str().expect("the user's email").to_owned();
         for pk in [format!("USER#{}", body["id"].as_str().expect("the user's id")), format!("EMAIL#{email}")] {
             self.dynamodb
@@ -584,8 +591,6 @@ impl Stack {
                 .await
                 .expect("marking the email verified");
         }
-        body["email_verified"] = true.into();
-        body
     }
 
     /// Registers; returns the `201` body (`email_verified: false`).

@@ -62,15 +62,20 @@ impl Function {
     async fn invoke(&mut self, event: &Value) -> (u16, Value) {
         let mut event = event.clone();
         event["requestContext"]["identity"]["sourceIp"] = SOURCE_IP.into();
+        let response = self.invoke_raw(&event).await;
+        let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        (response["statusCode"].as_u64().unwrap() as u16, body)
+    }
+
+    /// Sends one event of any kind and returns the function's answer.
+    async fn invoke_raw(&mut self, event: &Value) -> Value {
         self.api.submit(Bytes::from(event.to_string()));
         let response = match self.api.signal(PATIENCE).await {
             Some(Signal::Done { outcome: Outcome::Response(body), .. }) => body,
             other => panic!("no response: {other:?}; log:\n{}", self.output()),
         };
         self.until_idle().await;
-        let response: Value = serde_json::from_slice(&response).unwrap();
-        let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-        (response["statusCode"].as_u64().unwrap() as u16, body)
+        serde_json::from_slice(&response).unwrap()
     }
 
     /// SIGTERM, as Lambda stops an instance; the process must exit by itself.
@@ -107,6 +112,8 @@ async fn given_every_flow_at_trace_level_under_the_runtime_then_no_secret_is_log
         .invoke(&post("register.json", json!({"email": "ada@example.com", "password": PASSWORD, "name": "Ada"})))
         .await;
     assert_eq!(registered.0, 201, "{registered:?}");
+    // As if the mailed link had been followed (the account flows are the next test's).
+    stack.mark_verified(&registered.1).await;
     register
         .invoke(&post("register.json", json!({"email": "ada@example.com", "password": PASSWORD, "name": "Again"})))
         .await;
@@ -202,6 +209,122 @@ async fn given_every_flow_at_trace_level_under_the_runtime_then_no_secret_is_log
         ("email of a failed login", "ghost@example.com".to_owned()),
     ];
     forbidden.extend(token_hashes.map(|h| ("refresh token hash", h)));
+    for (what, value) in forbidden {
+        assert!(!logs.contains(&value), "{what} appears in the logs");
+    }
+}
+
+fn bearer(fixture: &str, token: &str, body: Option<Value>) -> Value {
+    let mut event = event_json(fixture);
+    let value = format!("Bearer {token}");
+    event["headers"]["Authorization"] = value.clone().into();
+    event["multiValueHeaders"]["Authorization"] = json!([value]);
+    if let Some(body) = body {
+        event["body"] = body.to_string().into();
+    }
+    event
+}
+
+#[tokio::test]
+#[ignore = "needs the function binaries: run through `make test`"]
+async fn given_the_account_flows_at_trace_level_under_the_runtime_then_no_secret_is_logged() {
+    let dir =
+        std::env::var("LOCAL_FUNCTIONS_DIR").map(PathBuf::from).expect("LOCAL_FUNCTIONS_DIR (set by `make test`)");
+    let stack = Stack::new().await;
+    let email = tests::unique_email("ada");
+    let new_password = "another long passphrase of mine";
+    let reset_password = "a new passphrase nobody guesses";
+    stack.register_unverified_user(&email, PASSWORD, "Ada").await;
+
+    // The mailer binary, fed the table's stream as the event source mapping would feed it.
+    let mut mailer = Function::start(&stack, "MailerFunction", &dir).await;
+    let mut feed =
+        localdev::stream::StreamFeed::new(&tests::template(), &stack.stack, "MailerFunction", &tests::dynamodb_url())
+            .await
+            .unwrap();
+    let mut tokens = Vec::new();
+    let mut deliver = async |mailer: &mut Function, subject: &str| -> String {
+        let started = std::time::Instant::now();
+        loop {
+            for event in feed.next_batches().await.unwrap() {
+                let answer = mailer.invoke_raw(&event).await;
+                assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+            }
+            let mail = localdev::outbox::fetch(&tests::iam_endpoint()).await.unwrap();
+            if let Some(message) = mail.iter().find(|m| m.to == [email.clone()] && m.subject == subject) {
+                return tests::token_of(message);
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no {subject:?} mail");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    let mut resend = Function::start(&stack, "EmailVerifyResendFunction", &dir).await;
+    assert_eq!(resend.invoke(&post("email-verify-resend.json", json!({"email": email}))).await.0, 202);
+    let verify_token = deliver(&mut mailer, "Verify your email address").await;
+    tokens.push(("verification token", verify_token.clone()));
+    let mut verify = Function::start(&stack, "EmailVerifyFunction", &dir).await;
+    assert_eq!(verify.invoke(&post("email-verify.json", json!({"token": verify_token}))).await.0, 200);
+
+    let mut forgot = Function::start(&stack, "PasswordForgotFunction", &dir).await;
+    assert_eq!(forgot.invoke(&post("password-forgot.json", json!({"email": email}))).await.0, 202);
+    let reset_token = deliver(&mut mailer, "Reset your password").await;
+    tokens.push(("reset token", reset_token.clone()));
+    let mut reset = Function::start(&stack, "PasswordResetFunction", &dir).await;
+    let body = json!({"token": reset_token, "password": reset_password});
+    assert_eq!(reset.invoke(&post("password-reset.json", body)).await.0, 204);
+
+    let session = stack.login_user(&email, reset_password).await;
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    let mut change = Function::start(&stack, "PasswordChangeFunction", &dir).await;
+    let body = json!({"current_password": reset_password, "new_password": new_password});
+    let (status, changed) = change.invoke(&bearer("password-change.json", &access, Some(body))).await;
+    assert_eq!(status, 200, "{changed}");
+    let mut email_change = Function::start(&stack, "EmailChangeFunction", &dir).await;
+    let body = json!({"new_email": tests::unique_email("lovelace"), "password": new_password});
+    assert_eq!(email_change.invoke(&bearer("email-change.json", &access, Some(body))).await.0, 202);
+    let mut logout = Function::start(&stack, "LogoutFunction", &dir).await;
+    let refresh_token = changed["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(logout.invoke(&post("logout.json", json!({"refresh_token": refresh_token}))).await.0, 204);
+    let mut logout_all = Function::start(&stack, "LogoutAllFunction", &dir).await;
+    assert_eq!(logout_all.invoke(&bearer("logout-all.json", &access, None)).await.0, 204);
+    let mut delete = Function::start(&stack, "DeleteUserFunction", &dir).await;
+    let body = json!({"password": new_password});
+    assert_eq!(delete.invoke(&bearer("delete-user.json", &access, Some(body))).await.0, 204);
+
+    let mut logs = String::new();
+    for function in [mailer, resend, verify, forgot, reset, change, email_change, logout, logout_all, delete] {
+        logs.push_str(&function.terminate().await);
+    }
+    for outcome in [
+        "requested",
+        "email_verified",
+        "password_reset",
+        "password_changed",
+        "email_change_requested",
+        "revoked",
+        "all_sessions_revoked",
+        "account_deleted",
+    ] {
+        assert!(logs.contains(&format!(r#""outcome":"{outcome}""#)), "missing outcome {outcome}:\n{logs}");
+    }
+    assert!(logs.contains(r#""outcome":"sent""#), "the mailer logs each mail it sends:\n{logs}");
+    let mut forbidden = tokens;
+    forbidden.extend([
+        ("password", PASSWORD.to_owned()),
+        ("new password", new_password.to_owned()),
+        ("reset password", reset_password.to_owned()),
+        ("access token signature", access.rsplit('.').next().unwrap().to_owned()),
+        ("refresh token", refresh_token),
+    ]);
+    forbidden.extend(
+        stack
+            .items()
+            .await
+            .iter()
+            .filter_map(|i| i.get("password_hash")?.as_s().ok().cloned())
+            .map(|h| ("password hash", h)),
+    );
     for (what, value) in forbidden {
         assert!(!logs.contains(&value), "{what} appears in the logs");
     }
