@@ -83,12 +83,9 @@ pub struct Mapping {
     pub filters: Vec<Pattern>,
 }
 
-fn property<'a>(props: &'a Yaml, key: &str) -> Option<&'a Yaml> {
-    props.get(key)
-}
-
 fn number(props: &Yaml, key: &str, default: i64) -> Result<i64> {
-    property(props, key)
+    props
+        .get(key)
         .and_then(scalar_string)
         .map_or(Ok(default), |v| v.parse().map_err(|_| template_error(format!("{key} must be a whole number"))))
 }
@@ -128,11 +125,11 @@ impl Mapping {
                 return Err(template_error(format!("{key} is not emulated locally")));
             }
         }
-        let table = match property(raw, "Stream").and_then(get_att) {
+        let table = match raw.get("Stream").and_then(get_att) {
             Some((table, attribute)) if attribute == "StreamArn" => table,
             _ => return Err(template_error("Stream must be a !GetAtt <Table>.StreamArn of the template")),
         };
-        let on_failure_raw = property(raw, "DestinationConfig").and_then(|d| d.get("OnFailure")?.get("Destination"));
+        let on_failure_raw = raw.get("DestinationConfig").and_then(|d| d.get("OnFailure")?.get("Destination"));
         let on_failure = match on_failure_raw {
             None => None,
             Some(destination) => Some(get_att(destination).map(|(id, _)| id).ok_or_else(|| {
@@ -142,7 +139,7 @@ impl Mapping {
         let props = template.resolver(&BTreeMap::new()).resolve(raw)?.unwrap_or_default();
         // LATEST would need to know which records came after the mapping, which DynamoDB Local's
         // first iterator on a shard cannot tell (see the module's notes).
-        let starting_position = property(&props, "StartingPosition").and_then(scalar_string);
+        let starting_position = props.get("StartingPosition").and_then(scalar_string);
         if starting_position.as_deref() != Some("TRIM_HORIZON") {
             return Err(template_error(format!(
                 "StartingPosition {starting_position:?}: only TRIM_HORIZON is emulated"
@@ -166,14 +163,15 @@ impl Mapping {
                     .ok_or_else(|| template_error("MaximumRetryAttempts must be -1 to 10000"))?,
             ),
         };
-        let response_types: Vec<String> = property(&props, "FunctionResponseTypes")
+        let response_types: Vec<String> = props
+            .get("FunctionResponseTypes")
             .and_then(Yaml::as_sequence)
             .map(|types| types.iter().filter_map(scalar_string).collect())
             .unwrap_or_default();
         if let Some(other) = response_types.iter().find(|t| *t != "ReportBatchItemFailures") {
             return Err(template_error(format!("FunctionResponseTypes {other} is not emulated")));
         }
-        let patterns = property(&props, "FilterCriteria").and_then(|c| c.get("Filters")).and_then(Yaml::as_sequence);
+        let patterns = props.get("FilterCriteria").and_then(|c| c.get("Filters")).and_then(Yaml::as_sequence);
         let filters = patterns
             .into_iter()
             .flatten()
@@ -193,7 +191,8 @@ impl Mapping {
             table,
             batch_size,
             maximum_retry_attempts,
-            bisect_batch_on_function_error: property(&props, "BisectBatchOnFunctionError")
+            bisect_batch_on_function_error: props
+                .get("BisectBatchOnFunctionError")
                 .and_then(scalar_string)
                 .is_some_and(|v| v == "true"),
             report_batch_item_failures: !response_types.is_empty(),
