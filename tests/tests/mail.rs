@@ -334,3 +334,31 @@ async fn given_a_user_when_deleting_the_account_then_everything_it_owned_goes_an
     assert!(left.is_empty(), "left behind: {left:?}");
     stack.register_unverified_user(&email, PASSWORD, "Ada Again").await;
 }
+
+// ---- The mailer's limits ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn given_a_sender_the_role_may_not_send_from_when_mailing_then_the_mail_is_marked_failed_and_stays() {
+    // GIVEN a mailer configured with another From address than the template's SenderEmail
+    let stack = Stack::with_env(&[("SENDER_EMAIL", "someone-else@example.com")]).await;
+    let email = unique_email("ada");
+    stack.register_unverified_user(&email, PASSWORD, "Ada").await;
+
+    // WHEN its mail is handled
+    stack.deliver_mail().await;
+    for _ in 0..50 {
+        if stack.deliver_mail().await == 0 && stack.items().await.iter().any(|i| i.contains_key("detail")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // THEN the IAM check refused it, nothing went out, and the item stays, failed, with no expiry
+    let outbox: Vec<_> =
+        stack.items().await.into_iter().filter(|i| i["pk"].as_s().unwrap().starts_with("OUTBOX#")).collect();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["status"].as_s().unwrap(), "failed");
+    assert_eq!(outbox[0]["detail"].as_s().unwrap(), "AccessDeniedException");
+    assert!(!outbox[0].contains_key("expires_at"), "a failed mail waits for an operator");
+    assert!(stack.mail_to(&email, 0).await.is_empty());
+}

@@ -217,6 +217,8 @@ enum Delivery {
 
 /// SES errors that another attempt cannot fix.
 const REFUSALS: &[&str] = &[
+    // The role may not send from this address: a deployment error no retry fixes.
+    "AccessDeniedException",
     "MessageRejected",
     "MailFromDomainNotVerifiedException",
     "AccountSuspendedException",
