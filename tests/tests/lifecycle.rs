@@ -266,3 +266,44 @@ async fn given_verification_not_required_when_an_unverified_user_logs_in_then_20
     let tokens = stack.login_user(EMAIL, PASSWORD).await;
     assert_eq!(claims_of(tokens["access_token"].as_str().unwrap())["email_verified"], true);
 }
+
+// ---- Password routes share login's throttle -----------------------------------------------------
+
+#[tokio::test]
+async fn given_wrong_passwords_on_the_password_routes_then_they_count_on_login_s_record_and_429_as_login_does() {
+    // GIVEN a signed-in user
+    let stack = Stack::new().await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let access = stack.login_user(EMAIL, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+
+    // WHEN five wrong passwords are given to the three routes that check one
+    let wrong = "not the password at all";
+    for i in 0..5 {
+        let response = match i % 3 {
+            0 => {
+                stack
+                    .bearer(
+                        "password-change",
+                        &access,
+                        Some(&json!({"current_password": wrong, "new_password": "a brand new passphrase here"})),
+                    )
+                    .await
+            }
+            1 => {
+                stack
+                    .bearer("email-change", &access, Some(&json!({"new_email": "ada@example.org", "password": wrong})))
+                    .await
+            }
+            _ => stack.bearer("delete-user", &access, Some(&json!({"password": wrong}))).await,
+        };
+        assert_problem(response, 401);
+    }
+
+    // THEN the next attempt anywhere waits, login included, with the same 429
+    let (headers, _) =
+        assert_problem(stack.bearer("delete-user", &access, Some(&json!({"password": PASSWORD}))).await, 429);
+    assert!(headers.contains_key("retry-after"));
+    let (login_headers, _) =
+        assert_problem(stack.post("login", &json!({"email": EMAIL, "password": PASSWORD})).await, 429);
+    assert!(login_headers.contains_key("retry-after"));
+}
