@@ -6,16 +6,68 @@
 //! (an account exists; for a verification, it is not verified yet) is decided by the mailer, off
 //! the request's path, so the status, the body and the time say nothing about the account.
 
+use std::marker::PhantomData;
+
 use http::Method;
 use lambda_http::{Body, Request, Response};
 
+use crate::aws::Clients;
+use crate::config::{Config, ConfigError};
 use crate::domain::Email;
 use crate::error::ApiError;
 use crate::http::{accepted, require_method, JsonFields};
 use crate::keys::MailKeys;
-use crate::lambda::RequestLog;
+use crate::lambda::{Function, RequestLog};
 use crate::mail::{MailKind, OutboxId};
 use crate::store::{MailRequest, NewMail, Store};
+
+/// Which mail a route asks for.
+pub trait Requested: Send + Sync + 'static {
+    const KIND: MailKind;
+}
+
+/// `POST /email/verify/resend`.
+pub struct Verification;
+impl Requested for Verification {
+    const KIND: MailKind = MailKind::VerificationRequested;
+}
+
+/// `POST /password/forgot`.
+pub struct Reset;
+impl Requested for Reset {
+    const KIND: MailKind = MailKind::ResetRequested;
+}
+
+/// What either route needs; built once per cold start.
+pub struct Deps<K> {
+    pub store: Store,
+    pub mail_keys: MailKeys,
+    kind: PhantomData<K>,
+}
+
+impl<K> Deps<K> {
+    pub fn new(store: Store, mail_keys: MailKeys) -> Self {
+        Self { store, mail_keys, kind: PhantomData }
+    }
+}
+
+impl<K: Requested> Function for Deps<K> {
+    fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            Store::new(aws.dynamodb.clone(), &config.table_name),
+            MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
+        ))
+    }
+
+    /// Reads the mail key during init.
+    async fn warm(&self) {
+        self.mail_keys.prefetch().await;
+    }
+
+    async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+        handle(req, &self.store, &self.mail_keys, K::KIND, log).await
+    }
+}
 
 /// Reads the body: a `400`/`413`/`415` for an unreadable one, a `422` for a missing, unknown or
 /// invalid field. Public for the fuzz targets.
