@@ -554,7 +554,7 @@ fn register_cases(cases: &mut Vec<Case>) {
         push(name, register_body(email, &good, "Someone"), &[expected]);
     }
     // The taken address behind a display name would be a second account mailing its owner.
-    for (name, email) in known_bug_addresses(ALICE) {
+    for (name, email) in disguised_addresses(ALICE) {
         push(&format!("email {name}"), register_body(&email, &good, "Someone"), &[422]);
     }
 
@@ -1148,23 +1148,13 @@ fn refused_addresses() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// KNOWN BUGS, failing until fixed: `shared::domain::Email::parse` accepts these, so register,
-/// resend, forgot and email change answer them 2xx (and write) where the contract's email rules
-/// call for a 422. `email_address`'s default options allow a display name, so `Eve <victim@example.com>`
-/// and even `ada@example.com <eve@example.com>` parse, and are stored and mailed as given: an
-/// "address" unique apart from the victim's (one account per display name, each with its own
-/// resend/forgot cooldown, all mailing the victim), that reads as one address and delivers to
-/// another. And the policy's "dotted host name" lets a bare IPv4 address through as a domain
-/// (RFC 1123 §2.1: a host name's top label is never all digits), which the "no IP literals"
-/// rule means to keep out.
-fn known_bug_addresses(victim: &str) -> Vec<(&'static str, String)> {
+/// Addresses that name one address and deliver to another (a display name), or whose domain is
+/// an IPv4 address (RFC 1123 §2.1: a host name's top label is never all digits).
+fn disguised_addresses(victim: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("KNOWN BUG, display name accepted: an address behind a display name", format!("Eve <{victim}>")),
-        (
-            "KNOWN BUG, display name accepted: an address followed by another in brackets",
-            format!("{victim} <eve@example.com>"),
-        ),
-        ("KNOWN BUG, IPv4 host accepted: a bare IPv4 address as the domain", "ada@127.0.0.1".into()),
+        ("an address behind a display name", format!("Eve <{victim}>")),
+        ("an address followed by another in brackets", format!("{victim} <eve@example.com>")),
+        ("a bare IPv4 address as the domain", "ada@127.0.0.1".into()),
     ]
 }
 
@@ -1282,7 +1272,7 @@ fn mail_request_cases(cases: &mut Vec<Case>, s: &AccountSetup, route: &str) {
     ] {
         push(name, body, &[422]);
     }
-    for (name, address) in refused_addresses().into_iter().chain(known_bug_addresses(&s.base.bob.email)) {
+    for (name, address) in refused_addresses().into_iter().chain(disguised_addresses(&s.base.bob.email)) {
         push(&format!("email {name}"), json!({ "email": address }), &[422]);
     }
 }
@@ -1498,7 +1488,7 @@ fn email_change_cases(cases: &mut Vec<Case>, s: &AccountSetup, networks: &mut Ne
     }
 
     // Fields are read before the password: no attempt is counted for these.
-    for (name, address) in refused_addresses().into_iter().chain(known_bug_addresses(&s.base.bob.email)) {
+    for (name, address) in refused_addresses().into_iter().chain(disguised_addresses(&s.base.bob.email)) {
         push(&format!("new email {name}"), body(&address, PASSWORD), &[422]);
     }
     push("an invalid new email and a wrong password", body("not an address", "wrong"), &[422]);
@@ -1926,14 +1916,12 @@ async fn given_inputs_the_contract_accepts_on_logout_resend_and_forgot_when_sent
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
 }
 
-// ---- Known bugs outside the tables ----------------------------------------------------------
+// ---- Outside the tables ------------------------------------------------------------------
 
-/// KNOWN BUG, failing until fixed: email change checks the password (reserving an attempt on
-/// the login throttle's record) before it finds the new address taken, and answers 409 without
-/// clearing the attempt. So the right password counts as a failure: after five, the account's
-/// own requests from that network are delayed (429), login included, and each counts toward the
-/// 100 that lock the account on every other network. Login clears the attempt on any answer
-/// after the right password ("a right password is not counted as a failure").
+/// Email change checks the password (reserving an attempt on the login throttle's record) before
+/// it finds the new address taken: the 409 must clear the attempt, or the right password would
+/// count as a failure (after five, the account's own requests from that network wait, login
+/// included), as login clears it after any answer that follows the right password.
 #[tokio::test]
 async fn given_the_right_password_and_a_taken_address_when_changing_the_email_six_times_then_409_each_time_and_login_works(
 ) {

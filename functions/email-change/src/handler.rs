@@ -75,7 +75,9 @@ async fn change(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Resp
     let check = PasswordCheck { store, throttle: &throttle, known_for: tokens.settings().refresh_ttl, now_ms };
     let Checked { attempt, .. } = check.check(req, &current, password, Some(claims.sub), log).await?;
     // Only after the password: a stolen access token alone cannot probe which addresses exist.
+    // The password was right, so the attempt is cleared, as login clears it.
     if store.email_taken(&new_email).await? {
+        store.clear_attempt(&attempt, now).await?;
         log.outcome("email_taken");
         return Err(ApiError::EmailTaken);
     }

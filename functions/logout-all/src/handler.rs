@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 use shared::auth::authenticate;
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError};
-use shared::http::{no_content, require_method};
+use shared::http::{no_content, require_method, JsonFields};
 use shared::lambda::{Function, RequestLog};
 use shared::services::TokenServices;
 use shared::{now_epoch, ApiError};
@@ -34,6 +34,10 @@ impl Function for Deps {
 async fn logout_all(req: &Request, deps: &TokenServices, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     require_method(req, &Method::POST)?;
     let claims = authenticate(req, &deps.tokens, now_epoch(), log).await?;
+    // No body, or an empty JSON object: anything else is refused like any route's unknown members.
+    if !matches!(req.body(), Body::Empty) && !req.body().is_empty() {
+        JsonFields::from_request(req, &[])?.finish()?;
+    }
     if !deps.store.revoke_all_sessions(claims.sub).await? {
         // A valid token whose user is gone no longer authenticates anyone.
         return Err(ApiError::InvalidAccessToken("user no longer exists"));
@@ -71,6 +75,20 @@ mod tests {
     async fn given_a_valid_token_and_the_store_down_when_logging_out_everywhere_then_503() {
         let token = fixed_tokens().issue(UserId::generate(), true, now_epoch()).await.unwrap();
         let event = fill(&event_json("logout-all.json"), &[("access_token", &token)]);
+        assert_problem(deps().call(request_from(&event)).await, 503);
+    }
+
+    #[tokio::test]
+    async fn given_a_body_with_members_when_logging_out_everywhere_then_422_before_anything_is_revoked() {
+        let token = fixed_tokens().issue(UserId::generate(), true, now_epoch()).await.unwrap();
+        let mut event = fill(&event_json("logout-all.json"), &[("access_token", &token)]);
+        event["headers"]["Content-Type"] = "application/json".into();
+        event["multiValueHeaders"]["Content-Type"] = serde_json::json!(["application/json"]);
+        event["body"] = r#"{"everywhere": false}"#.into();
+        let (_, problem) = assert_problem(deps().call(request_from(&event)).await, 422);
+        assert_eq!(problem["errors"][0]["field"], "everywhere");
+        // An empty object asks for nothing: on to the store (down here).
+        event["body"] = "{}".into();
         assert_problem(deps().call(request_from(&event)).await, 503);
     }
 

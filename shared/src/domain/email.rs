@@ -26,13 +26,19 @@ impl Email {
             return Err("must contain only ASCII characters (use the xn-- form for international domains)".into());
         }
         let invalid = || "must be a valid email address".to_string();
-        let parsed = EmailAddress::parse_with_options(&email, Default::default()).map_err(|_| invalid())?;
+        // No display text: `Eve <victim@example.com>` names one address and delivers to another.
+        let options = email_address::Options::default().without_display_text();
+        let parsed = EmailAddress::parse_with_options(&email, options).map_err(|_| invalid())?;
         // `email_address` already refuses spaces, control characters, empty or over-long labels
         // and labels that start or end with a hyphen; the policy adds a dotted host name of
-        // letters, digits and hyphens (no IP literal, no `_` or `!`) and no quoted local part.
+        // letters, digits and hyphens (no IP literal, no `_` or `!`) whose top label is not all
+        // digits (RFC 1123 §2.1: so `127.0.0.1` is not one), and no quoted local part.
         let domain = parsed.domain();
-        let domain_ok =
-            domain.contains('.') && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        let top_label_ok = domain.rsplit('.').next().is_some_and(|top| !top.bytes().all(|b| b.is_ascii_digit()));
+        let domain_ok = domain.contains('.')
+            && top_label_ok
+            && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+
         if parsed.local_part().starts_with('"') || !domain_ok {
             return Err(invalid());
         }
@@ -91,6 +97,12 @@ mod tests {
             "аlice@example.com", // Cyrillic "а"
             "alice\u{0}@example.com",
             "a@b@example.com",
+            // A display name: reads as one address, delivers to another.
+            "Eve <alice@example.com>",
+            "alice@example.com <eve@example.com>",
+            // A bare IPv4 address, or any all-digit top label, is no host name.
+            "alice@127.0.0.1",
+            "alice@example.123",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be refused");
         }
