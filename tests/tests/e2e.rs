@@ -255,6 +255,15 @@ async fn the_local_api_serves_register_login_get_user_refresh_over_http() {
     let expected = json!({"status": "ok", "checks": {"table": "ok", "signing_key": "ok"}});
     assert_eq!((health.status, health.body), (200, expected));
     assert_eq!(call("GET", &format!("{api}/health"), &[], None).await.status, 403, "the API key is required");
+
+    // The same resource, another method and another function: the account goes.
+    let bearer = format!("Bearer {}", refreshed.body["access_token"].as_str().unwrap());
+    let auth = [("x-api-key", key.as_str()), ("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let deleted =
+        call("DELETE", &format!("{api}/users/me"), &auth, Some(json!({"password": password}).to_string())).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let gone = call("GET", &format!("{api}/users/me"), &auth[..2], None).await;
+    assert_eq!(gone.status, 401, "{}", gone.body);
 }
 
 #[tokio::test]
