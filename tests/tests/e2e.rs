@@ -148,6 +148,8 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("password-reset.unknown-token.json", 401),
         ("delete-user.wrong-password.json", 401),
         ("delete-user.json", 204),
+        // Not an API event: a stream batch for the mailer (checked apart, below).
+        ("mailer.json", 0),
     ];
     let mut fixtures: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
@@ -173,6 +175,13 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         }
         let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let event = fill(&event_json(fixture), &pairs);
+        if *fixture == "mailer.json" {
+            // A stream record of a mail that is not in the table: skipped, not retried.
+            let url = format!("{}/2015-03-31/functions/mailer/invocations", env("E2E_LAMBDA_URL"));
+            let reply = call("POST", &url, &[("content-type", "application/json")], Some(event.to_string())).await;
+            assert_eq!((reply.status, &reply.body), (200, &json!({"batchItemFailures": []})), "{fixture}");
+            continue;
+        }
         let (actual, body) = invoke(&event).await;
         assert_eq!(actual, *status, "{fixture}: {body}");
         match *fixture {

@@ -295,19 +295,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn given_the_store_down_when_handling_a_mail_then_the_record_is_reported_for_a_retry() {
-        let id = OutboxId::generate();
-        let event: Event = serde_json::from_value(serde_json::json!({"Records": [{
-            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": {"Keys": {"pk": {"S": format!("OUTBOX#{id}")}}, "SequenceNumber": "200", "SizeBytes": 10,
-                         "StreamViewType": "KEYS_ONLY", "ApproximateCreationDateTime": 1795496400},
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"
-        }]}))
-        .unwrap();
+    async fn given_the_store_down_when_handling_the_fixture_then_its_record_is_reported_for_a_retry() {
+        let event: Event = serde_json::from_value(shared::testing::event_json("mailer.json")).unwrap();
         let response = handle(&offline(), event).await;
         assert_eq!(response.batch_item_failures.len(), 1);
-        assert_eq!(response.batch_item_failures[0].item_identifier.as_deref(), Some("200"));
+        assert_eq!(response.batch_item_failures[0].item_identifier.as_deref(), Some("111100000000000000000001"));
     }
 
     fn offline() -> Deps {
