@@ -349,6 +349,29 @@ async fn given_a_lost_answer_to_the_rotation_when_the_sdk_retries_then_the_refre
 }
 
 #[tokio::test]
+async fn given_transaction_conflicts_when_refreshing_then_retried_up_to_three_attempts() {
+    // GIVEN a family whose rotation conflicts with another request's transaction on its item
+    let stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let tokens = stack.login_user(EMAIL, PASSWORD).await;
+    let conflict = Fault::Canceled(&["TransactionConflict", "None"]);
+
+    // WHEN the conflict happens twice THEN the third attempt rotates
+    stack.dynamodb_proxy().reset_counts();
+    stack.dynamodb_proxy().inject(conflict.on(TRANSACT_WRITE_ITEMS).times(2));
+    let refreshed = assert_success(stack.refresh_with(token(&tokens, "refresh_token")).await, 200);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 3);
+
+    // WHEN it lasts THEN 503 with Retry-After after three attempts, and the token still works
+    stack.dynamodb_proxy().reset_counts();
+    stack.dynamodb_proxy().inject(conflict.on(TRANSACT_WRITE_ITEMS));
+    assert_unavailable(stack.refresh_with(token(&refreshed, "refresh_token")).await);
+    assert_eq!(stack.dynamodb_proxy().count(TRANSACT_WRITE_ITEMS), 3);
+    stack.dynamodb_proxy().pass_through();
+    assert_success(stack.refresh_with(token(&refreshed, "refresh_token")).await, 200);
+}
+
+#[tokio::test]
 async fn given_a_repeat_after_logging_out_everywhere_and_no_reason_for_the_user_then_the_epoch_is_read() {
     // GIVEN a family just rotated (its previous token is within the grace window), then the
     // user logged out everywhere; and a DynamoDB that stops at the family's failed condition,

@@ -7,12 +7,16 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    from_item, key, number, session_key, to_item, transaction_failed, unless_condition_failed, user_key,
-    ReservedAttempt, Store, SERVICE,
+    cancellation_reasons, from_item, key, number, session_key, to_item, transaction_failed, unless_condition_failed,
+    user_key, ReservedAttempt, Store, SERVICE,
 };
 use crate::domain::{TokenHash, UserId};
 use crate::error::DependencyError;
 use crate::tokens::Family;
+
+/// Attempts at a rotation that DynamoDB cancelled because a concurrent transaction touched the
+/// family (`TransactionConflict`).
+const ROTATION_ATTEMPTS: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct SessionItem {
@@ -138,14 +142,27 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| DependencyError::failed(SERVICE, e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(rotate).build())
-            .transact_items(TransactWriteItem::builder().condition_check(self.sessions_stand(family)?).build())
-            .send()
-            .await;
-        let Err(error) = result else { return Ok(Rotation::Rotated) };
+        let check = self.sessions_stand(family)?;
+        // Concurrent refreshes of one family are concurrent transactions on its item: DynamoDB
+        // cancels the losers with `TransactionConflict`. Tried again, they see the rotation
+        // (a repeat within the grace window, else a replay), as single updates would have.
+        let mut attempt = 1;
+        let error = loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(rotate.clone()).build())
+                .transact_items(TransactWriteItem::builder().condition_check(check.clone()).build())
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(Rotation::Rotated) };
+            let conflict = cancellation_reasons(&error).iter().any(|r| r == "TransactionConflict");
+            if !conflict || attempt == ROTATION_ATTEMPTS {
+                break error;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+            attempt += 1;
+        };
         let reasons = match error.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(e)) => e.cancellation_reasons().to_vec(),
             _ => Vec::new(),
