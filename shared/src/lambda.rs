@@ -203,15 +203,31 @@ impl Line<'_> {
 /// configuration, the AWS clients and `F`'s dependencies, then [`Function::warm`].
 pub fn serve<F: Function>(function_crate: &'static str) -> Result<(), lambda_http::Error> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        crate::telemetry::init(function_crate);
-        let config = Config::from_env()?;
-        let clients = Clients::new(&crate::aws::sdk_config().await);
+        let (config, clients) = init(function_crate).await?;
         let function = F::build(&config, &clients)?;
         function.warm().await;
         // It lives as long as the process: every request borrows it, nothing is cloned per request.
         let service: &'static Service<F> = Box::leak(Box::new(Service::new(function, &config)));
         run(service).await
     })
+}
+
+/// Logging (for `function_crate`, see [`crate::telemetry`]), then the configuration and the AWS
+/// clients: what every function's init starts with.
+async fn init(function_crate: &'static str) -> Result<(Config, Clients), ConfigError> {
+    crate::telemetry::init(function_crate);
+    let config = Config::from_env()?;
+    Ok((config, Clients::new(&crate::aws::sdk_config().await)))
+}
+
+/// Registers the runtime's graceful-shutdown handler: an internal extension, which is what makes
+/// Lambda send the process SIGTERM (and wait up to 500 ms) before it stops an instance, instead of
+/// killing it outright; the process logs one line and exits.
+async fn on_sigterm() {
+    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+        tracing::info!(event = "shutdown", "SIGTERM received: the instance is being stopped");
+    })
+    .await;
 }
 
 /// What an undecodable body becomes: a NUL, which no JSON decoder accepts.
@@ -256,16 +272,11 @@ pub trait EventFunction: Sized + Send + Sync + 'static {
 /// Runs the event function `F` until the runtime stops: the whole `main` of its binary.
 pub fn serve_events<F: EventFunction>(function_crate: &'static str) -> Result<(), lambda_http::Error> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        crate::telemetry::init(function_crate);
-        let config = Config::from_env()?;
-        let clients = Clients::new(&crate::aws::sdk_config().await);
+        let (config, clients) = init(function_crate).await?;
         let function = F::build(&config, &clients)?;
         function.warm().await;
         let function: &'static F = Box::leak(Box::new(function));
-        lambda_runtime::spawn_graceful_shutdown_handler(|| async {
-            tracing::info!(event = "shutdown", "SIGTERM received: the instance is being stopped");
-        })
-        .await;
+        on_sigterm().await;
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| {
             function.handle(event.payload)
         }))
@@ -277,19 +288,14 @@ pub fn serve_events<F: EventFunction>(function_crate: &'static str) -> Result<()
 /// request is handled carries the client's address (the `request` span's `source_ip`), besides
 /// the runtime's request id.
 ///
-/// Before that, it registers the runtime's graceful-shutdown handler: an internal extension,
-/// which is what makes Lambda send the process SIGTERM (and wait up to 500 ms) before it stops
-/// an instance, instead of killing it outright; the process logs one line and exits.
+/// Before that, it registers the runtime's graceful-shutdown handler ([`on_sigterm`]).
 async fn run<F: Function>(service: &'static Service<F>) -> Result<(), lambda_http::Error> {
     let handler = service_fn(move |request: Request| {
         let source_ip = crate::http::source_ip(&request).unwrap_or_else(|| "-".to_owned());
         let span = tracing::info_span!("request", source_ip = %source_ip);
         async move { Ok::<_, Infallible>(service.call(request).await) }.instrument(span)
     });
-    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
-        tracing::info!(event = "shutdown", "SIGTERM received: the instance is being stopped");
-    })
-    .await;
+    on_sigterm().await;
     let service = Adapter::from(handler).map_request(|mut event: LambdaEvent<LambdaRequest>| {
         normalize(&mut event.payload);
         event
