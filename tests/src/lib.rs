@@ -364,9 +364,10 @@ impl Stack {
         Self::build(vars, None).await
     }
 
-    /// A stack whose functions' calls go through the IAM check at `iam` instead of the suite's.
-    pub async fn with_iam_endpoint(iam: &str) -> Self {
-        Self::build_with(&[], None, iam.to_owned()).await
+    /// A stack whose functions' calls go through the IAM check at `iam` instead of the suite's
+    /// (a [`private_iam_check`], for tests that expect denials), with extra environment variables.
+    pub async fn with_iam_endpoint(iam: &str, vars: &[(&str, &str)]) -> Self {
+        Self::build_with(vars, None, iam.to_owned()).await
     }
 
     /// A stack whose functions reach AWS through fault-injecting proxies (in front of the IAM

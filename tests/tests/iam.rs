@@ -93,7 +93,7 @@ async fn given_a_role_without_an_action_its_code_calls_then_the_function_answers
     let path = std::env::temp_dir().join(format!("iam-test-{}.yaml", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, template.replace(granted, &granted.replace("GetItem", "DescribeTable"))).unwrap();
     let check = private_iam_check(&path).await;
-    let stack = Stack::with_iam_endpoint(&check.url()).await;
+    let stack = Stack::with_iam_endpoint(&check.url(), &[]).await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
     // WHEN the user reads their profile

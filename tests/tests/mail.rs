@@ -345,8 +345,10 @@ async fn given_a_user_when_deleting_the_account_then_everything_it_owned_goes_an
 
 #[tokio::test]
 async fn given_a_sender_the_role_may_not_send_from_when_mailing_then_the_mail_is_marked_failed_and_stays() {
-    // GIVEN a mailer configured with another From address than the template's SenderEmail
-    let stack = Stack::with_env(&[("SENDER_EMAIL", "someone-else@example.com")]).await;
+    // GIVEN a mailer configured with another From address than the template's SenderEmail, on an
+    // IAM check of the test's own (its denial stays out of the suite's record)
+    let check = tests::private_iam_check(&tests::repo_root().join("template.yaml")).await;
+    let stack = Stack::with_iam_endpoint(&check.url(), &[("SENDER_EMAIL", "someone-else@example.com")]).await;
     let email = unique_email("ada");
     stack.register_unverified_user(&email, PASSWORD, "Ada").await;
 
@@ -367,4 +369,5 @@ async fn given_a_sender_the_role_may_not_send_from_when_mailing_then_the_mail_is
     assert_eq!(outbox[0]["detail"].as_s().unwrap(), "AccessDeniedException");
     assert!(!outbox[0].contains_key("expires_at"), "a failed mail waits for an operator");
     assert!(stack.mail_to(&email, 0).await.is_empty());
+    assert_eq!(check.denials(), 1, "one SendEmail, refused once, not retried");
 }
