@@ -75,14 +75,15 @@ async fn change(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Resp
     let check = PasswordCheck { store, throttle: &throttle, known_for: tokens.settings().refresh_ttl, now_ms };
     let Checked { attempt, .. } = check.check(req, &current, password, Some(claims.sub), log).await?;
     // Only after the password: a stolen access token alone cannot probe which addresses exist.
-    // The password was right, so the attempt is cleared, as login clears it.
-    if store.email_taken(&new_email).await? {
+    // The generations are read in the same round trip (wasted only when the address is taken).
+    let (taken, generations, key) =
+        tokio::join!(store.email_taken(&new_email), store.generations(claims.sub), deps.mail_keys.key());
+    if taken? {
+        // The password was right, so the attempt is cleared, as login clears it.
         store.clear_attempt(&attempt, now).await?;
         log.outcome("email_taken");
         return Err(ApiError::EmailTaken);
     }
-
-    let (key, generations) = tokio::join!(deps.mail_keys.key(), store.generations(claims.sub));
     let (key, generations) = (key?, generations?.ok_or(ApiError::InvalidAccessToken("user no longer exists"))?);
     let confirm = NewMail {
         id: OutboxId::generate(),
