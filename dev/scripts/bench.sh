@@ -4,19 +4,26 @@
 # Usage: dev/scripts/bench.sh
 #
 #   1. installs the build tools if missing (dev/scripts/tools.sh --build: zig, the arm64 target);
-#   2. builds the five functions: `cargo build --release` (x86_64, the binaries that run here)
+#   2. builds every function: `cargo build --release` (x86_64, the binaries that run here)
 #      and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap;
 #   3. runs the hot-path micro-benchmarks (`cargo bench -p shared`, criterion);
 #   4. starts DynamoDB Local and moto unless they run (stops only what it started), creates a
-#      fresh stack (table and secrets) from template.yaml (`localdev setup`);
+#      fresh stack (table, secrets, SES sender) from template.yaml (`localdev setup`);
 #   5. runs `target/release/bench run`: each function's release bootstrap under a local Lambda
-#      Runtime API with the environment Lambda gives it, its AWS calls through counting proxies
-#      and the local IAM check (a denied call fails the run); writes docs/performance.md and
-#      .local/bench/results.json. Function logs: .local/bench/<function>.log.
+#      Runtime API with the environment Lambda gives it, its AWS calls (DynamoDB, Secrets
+#      Manager, SES) through counting proxies and the local IAM check (a denied call fails the
+#      run), the state each invocation uses up prepared beforehand by the functions' own binaries
+#      (the mailer fed the table's stream); writes docs/performance.md and
+#      .local/bench/results.json. Function logs: .local/bench/<function>.log; the preparing
+#      processes': .local/bench/prep.log.
 #
-# Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login), WARM_LIGHT (1000: refresh,
-# get-user, health), BASELINE_RUNS (1000), SKIP_BUILD=1 (reuse the binaries and zips),
-# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see dev/scripts/emulators.sh).
+# Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login, password-reset,
+# password-change, email-change, delete-user, the mailer's reset mails), WARM_LIGHT (1000: the
+# others), BASELINE_RUNS (1000; argon2id: a fifth), SKIP_BUILD=1 (reuse the binaries and zips),
+# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see
+# dev/scripts/emulators.sh). About 45 min with the builds on 2 cores, of which about 5 min
+# preparing state (sign-ups, logins, mail); small counts (COLD_STARTS=2 WARM_HEAVY=5
+# WARM_LIGHT=20 BASELINE_RUNS=25) run everything in a few minutes, for trying changes.
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 
@@ -25,12 +32,13 @@ LOG_TAG=bench
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     '') ;;
     *) die "unknown argument: $1 (see --help)" ;;
 esac
 
-FUNCTIONS=(register login refresh get-user health)
+FUNCTIONS=(register login refresh get-user health logout logout-all email-verify email-verify-resend
+    password-forgot password-reset password-change email-change delete-user mailer)
 BENCH_DIR="$LOCAL_DIR/bench"
 ARTIFACTS="$BENCH_DIR/artifacts"
 cd "$REPO_ROOT"
@@ -89,8 +97,9 @@ LOCAL_STACK="bench-$$-$(date +%s)"
 export LOCAL_STACK
 target/debug/localdev setup --stack "$LOCAL_STACK"
 
-log "running the functions (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000})"
+log "running the functions (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
 for f in "${FUNCTIONS[@]}"; do : >"$BENCH_DIR/$f.log"; done
+# The IAM check prints each mail SES accepts and its links: thousands of lines here.
 target/release/bench run \
     --template template.yaml \
     --bin-dir target/release \
@@ -103,4 +112,5 @@ target/release/bench run \
     --baseline-runs "${BASELINE_RUNS:-1000}" \
     --criterion target/criterion \
     --out docs/performance.md \
-    --json "$BENCH_DIR/results.json"
+    --json "$BENCH_DIR/results.json" \
+    2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)

@@ -8,6 +8,7 @@
 
 mod baseline;
 mod driver;
+mod flow;
 mod procfs;
 mod proxy;
 mod report;
@@ -30,15 +31,14 @@ enum Command {
     Run(Box<RunArgs>),
     /// Invoke each function's bootstrap once, in flow order, and check its status.
     Invoke(Box<InvokeArgs>),
-    /// Measure one reference operation in this process (run by `bench run`).
+    /// Measure one reference operation in this process (run by `bench run`; its input, the
+    /// state it works on, as JSON on stdin).
     #[command(hide = true)]
     Baseline {
         #[arg(long, value_enum)]
         op: baseline::Op,
         #[arg(long, default_value_t = 1000)]
         n: usize,
-        #[arg(long)]
-        user_id: Option<String>,
     },
 }
 
@@ -55,10 +55,11 @@ struct RunArgs {
     /// Cold starts (fresh processes) per function.
     #[arg(long, default_value_t = 5)]
     cold_starts: usize,
-    /// Warm invocations of register and login (one argon2id hash each).
+    /// Warm invocations of the functions that hash or verify a password, and of the mailer's
+    /// reset mails (each needs an account of its own).
     #[arg(long, default_value_t = 200)]
     warm_heavy: usize,
-    /// Warm invocations of refresh, get-user and health (more, for CPU resolution).
+    /// Warm invocations of the others (more, for CPU resolution).
     #[arg(long, default_value_t = 1000)]
     warm_light: usize,
     /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
@@ -100,7 +101,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Baseline { op, n, user_id } => baseline::run(op, n, user_id),
+        Command::Baseline { op, n } => baseline::run(op, n),
         Command::Run(args) => {
             let RunArgs {
                 local,
@@ -157,7 +158,7 @@ fn invoke(args: InvokeArgs) -> Result<(), String> {
     println!("one invocation of each function {via}:");
     for d in done {
         println!(
-            "  {:<9} status {}  init {:>7.1} ms  invocation {:>7.1} ms  ({})",
+            "  {:<19} {:<23} init {:>7.1} ms  invocation {:>7.1} ms  ({})",
             d.name,
             d.status,
             d.init_ms,

@@ -1,9 +1,10 @@
 //! A counting HTTP proxy in front of one emulator.
 //!
-//! The functions reach DynamoDB and Secrets Manager through it (`AWS_ENDPOINT_URL_DYNAMODB`,
-//! `AWS_ENDPOINT_URL_SECRETS_MANAGER`), so every AWS call they make is logged with its operation
-//! (the `X-Amz-Target` header) and the times it arrived and was answered. The driver drains the
-//! log at invocation boundaries to count calls and round trips per invocation.
+//! The functions reach DynamoDB, Secrets Manager and SES through it (`AWS_ENDPOINT_URL_DYNAMODB`,
+//! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SESV2`), so every AWS call they make is
+//! logged with its operation (the `X-Amz-Target` header; for SES's REST API, the request's path)
+//! and the times it arrived and was answered. The driver drains the log at invocation boundaries
+//! to count calls and round trips per invocation.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 pub enum Service {
     DynamoDb,
     SecretsManager,
+    Ses,
 }
 
 /// One AWS call seen by a proxy.
@@ -55,6 +57,7 @@ impl CallLog {
 pub struct Counts {
     pub dynamodb: usize,
     pub secrets_manager: usize,
+    pub ses: usize,
     pub round_trips: usize,
 }
 
@@ -64,6 +67,7 @@ impl Counts {
         Self {
             dynamodb: count(Service::DynamoDb),
             secrets_manager: count(Service::SecretsManager),
+            ses: count(Service::Ses),
             round_trips: round_trips(calls).len(),
         }
     }
@@ -73,6 +77,7 @@ impl Counts {
         Self {
             dynamodb: f(self.dynamodb, other.dynamodb),
             secrets_manager: f(self.secrets_manager, other.secrets_manager),
+            ses: f(self.ses, other.ses),
             round_trips: f(self.round_trips, other.round_trips),
         }
     }
@@ -93,6 +98,49 @@ pub fn round_trips(calls: &[Call]) -> Vec<(Instant, Instant)> {
         }
     }
     trips
+}
+
+/// The calls as their round trips: operations in flight together joined by ` ‖ ` (sorted, for
+/// one spelling), round trips in order joined by ` → `; `none` when there was no call.
+pub fn sequence(calls: &[Call]) -> String {
+    let mut sorted: Vec<&Call> = calls.iter().collect();
+    sorted.sort_by_key(|c| c.arrived);
+    let mut trips: Vec<(Instant, Vec<&str>)> = Vec::new();
+    for call in sorted {
+        match trips.last_mut() {
+            Some((end, ops)) if call.arrived < *end => {
+                *end = (*end).max(call.answered);
+                ops.push(&call.operation);
+            }
+            _ => trips.push((call.answered, vec![&call.operation])),
+        }
+    }
+    if trips.is_empty() {
+        return "none".to_owned();
+    }
+    let trips: Vec<String> = trips
+        .into_iter()
+        .map(|(_, mut ops)| {
+            ops.sort_unstable();
+            ops.join(" ‖ ")
+        })
+        .collect();
+    trips.join(" → ")
+}
+
+/// The operation's short name: `DynamoDB_20120810.GetItem` → `GetItem`; SESv2's REST
+/// `POST /v2/email/outbound-emails` → `SendEmail`.
+fn operation(request: &Request<Incoming>, service: Service) -> String {
+    if service == Service::Ses {
+        let path = request.uri().path();
+        return if path.starts_with("/v2/email/outbound-emails") {
+            "SendEmail".to_owned()
+        } else {
+            format!("{} {path}", request.method())
+        };
+    }
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    target.rsplit('.').next().unwrap_or(target).to_owned()
 }
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
@@ -143,7 +191,7 @@ async fn forward(
     log: CallLog,
 ) -> Result<Response<Full<Bytes>>, ProxyError> {
     let arrived = Instant::now();
-    let operation = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let operation = operation(&request, service);
     let (mut parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -173,9 +221,25 @@ mod tests {
         // Login: two concurrent calls (logged in answer order), then one after both answers.
         let login = [call(1, 5), call(0, 3), call(6, 9)];
         assert_eq!(round_trips(&login), [(at(0), at(5)), (at(6), at(9))]);
-        assert_eq!(Counts::of(&login), Counts { dynamodb: 3, secrets_manager: 0, round_trips: 2 });
+        assert_eq!(Counts::of(&login), Counts { dynamodb: 3, secrets_manager: 0, ses: 0, round_trips: 2 });
         // A call joins a group it overlaps through another member only.
         assert_eq!(round_trips(&[call(0, 3), call(2, 6), call(5, 8)]).len(), 1);
         assert!(round_trips(&[]).is_empty());
+    }
+
+    #[test]
+    fn given_calls_when_spelling_their_sequence_then_concurrent_ones_share_a_round_trip() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let call = |operation: &str, from, to| Call {
+            service: Service::DynamoDb,
+            operation: operation.to_owned(),
+            arrived: at(from),
+            answered: at(to),
+        };
+        let change =
+            [call("TransactWriteItems", 9, 12), call("GetItem", 0, 2), call("UpdateItem", 3, 6), call("GetItem", 4, 5)];
+        assert_eq!(sequence(&change), "GetItem → GetItem ‖ UpdateItem → TransactWriteItems");
+        assert_eq!(sequence(&[]), "none");
     }
 }
