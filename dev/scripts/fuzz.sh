@@ -2,7 +2,7 @@
 # dev/scripts/fuzz.sh [TARGET] [SECONDS]: runs the cargo-fuzz targets in dev/fuzz/ (default: every
 # target, 600 seconds each, one after the other). Not part of `make test` or CI.
 #
-#   request_decoding  arbitrary bytes as the JSON body of the register, login and refresh requests
+#   request_decoding  arbitrary bytes as the JSON body of every route that reads one
 #   token_parsing     arbitrary strings as access tokens, refresh tokens and Authorization headers
 #
 # Works on the stable toolchain: cargo-fuzz passes nightly-only `-Z` flags (sanitizer, coverage
@@ -10,7 +10,7 @@
 # works as shipped (stable's rust-std carries its runtime); set FUZZ_SANITIZER=none where it does
 # not. So, by hand:
 #
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run request_decoding -- -max_total_time=600
+#   cd dev/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . request_decoding -- -max_total_time=600
 #
 # libFuzzer runs in-process on one core (no -jobs/-workers: those fork and write fuzz-N.log files).
 # cargo-fuzz is installed from crates.io if missing. Corpora are seeded from the events/ fixtures
@@ -105,7 +105,7 @@ for t in "${targets[@]}"; do
     log "$t: fuzzing for ${seconds}s (sanitizer: $sanitizer; log: ${log_dir#"$REPO_ROOT"/}/$t.log)"
     status=0
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    (cd "$FUZZ_DIR" && cargo fuzz run --sanitizer "$sanitizer" "$t" "corpus/$t" -- \
+    (cd "$FUZZ_DIR" && cargo fuzz run --fuzz-dir . --sanitizer "$sanitizer" "$t" "corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 ${FUZZ_ARGS:-}) >"$log_dir/$t.log" 2>&1 || status=$?
     if [ "$status" -eq 0 ]; then
         grep -E '^#[0-9]+[[:space:]]+DONE' "$log_dir/$t.log" | tail -n 1 | sed "s/^/$t: /"
