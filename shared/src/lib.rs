@@ -1,4 +1,4 @@
-//! Everything the four auth functions share: parsed domain values, the one error type and its
+//! Everything the auth functions share: parsed domain values, the one error type and its
 //! problem+json mapping, password hashing, tokens, the DynamoDB store, the signing-key cache,
 //! typed configuration, AWS client set-up and telemetry.
 //!
@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod keyring;
 pub mod keys;
 pub mod lambda;
 pub mod mail;
