@@ -40,6 +40,28 @@ pub struct Config {
     pub mail: MailSettings,
     /// Whether login refuses an account whose email is not verified (`403`).
     pub require_verified_email: bool,
+    pub key_ring: KeyRingSettings,
+}
+
+/// What the signing key ring's rotation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRingSettings {
+    key_ring_secret_id: Option<String>,
+    jwks_secret_id: Option<String>,
+    /// How long verifiers may cache the JWKS: a key signs only once published this long.
+    pub jwks_max_age: Duration,
+}
+
+impl KeyRingSettings {
+    /// The private key ring's secret.
+    pub fn key_ring_secret_id(&self) -> Result<&str, ConfigError> {
+        self.key_ring_secret_id.as_deref().ok_or(ConfigError::Missing("KEY_RING_SECRET_ID"))
+    }
+
+    /// The public-only secret holding the JWKS.
+    pub fn jwks_secret_id(&self) -> Result<&str, ConfigError> {
+        self.jwks_secret_id.as_deref().ok_or(ConfigError::Missing("JWKS_SECRET_ID"))
+    }
 }
 
 /// What the functions that write or send mail need.
@@ -142,6 +164,11 @@ impl Config {
                         reason: format!("expected true or false, got {other:?}"),
                     })
                 }
+            },
+            key_ring: KeyRingSettings {
+                key_ring_secret_id: get("KEY_RING_SECRET_ID"),
+                jwks_secret_id: get("JWKS_SECRET_ID"),
+                jwks_max_age: Duration::from_secs(number("JWKS_MAX_AGE_SECONDS", 3_600, 60, 86_400)?),
             },
         })
     }

@@ -340,6 +340,7 @@ pub struct Stack {
     pub delete_user: Service<delete_user::Deps>,
     /// The stream consumer, called by [`Stack::deliver_mail`].
     pub mailer: mailer::Deps,
+    pub rotate_signing_key: rotate_signing_key::Deps,
     /// The table's stream, as the mailer's event source mapping reads it.
     mail_feed: tokio::sync::Mutex<Option<localdev::stream::StreamFeed>>,
     /// The IAM check the functions' calls go through (its outbox holds the mail SES accepted).
@@ -436,6 +437,11 @@ impl Stack {
                 let function = &functions["MailerFunction"];
                 <mailer::Deps as shared::lambda::EventFunction>::build(&function.config, &function.clients)
                     .expect("the template gives the mailer what it needs")
+            },
+            rotate_signing_key: {
+                let function = &functions["RotateSigningKeyFunction"];
+                <rotate_signing_key::Deps as shared::lambda::EventFunction>::build(&function.config, &function.clients)
+                    .expect("the template gives the rotation function what it needs")
             },
             mail_feed: tokio::sync::Mutex::new(None),
             iam: iam.clone(),

@@ -150,6 +150,11 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("delete-user.json", 204),
         // Not an API event: a stream batch for the mailer (checked apart, below).
         ("mailer.json", 0),
+        // Secrets Manager's rotation steps, run in order on a stack's ring by rotation.rs.
+        ("rotate-signing-key.createSecret.json", 0),
+        ("rotate-signing-key.setSecret.json", 0),
+        ("rotate-signing-key.testSecret.json", 0),
+        ("rotate-signing-key.finishSecret.json", 0),
     ];
     let mut fixtures: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
@@ -164,6 +169,9 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     values.insert("password", "correct horse battery staple".to_owned());
     for (fixture, status) in expected {
+        if fixture.starts_with("rotate-signing-key.") {
+            continue;
+        }
         match *fixture {
             "email-verify.json" => {
                 values.insert("verify_token", mailed_token("ada@example.com", "Verify your email address").await);

@@ -329,3 +329,34 @@ async fn given_the_account_flows_at_trace_level_under_the_runtime_then_no_secret
         assert!(!logs.contains(&value), "{what} appears in the logs");
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the function binaries: run through `make test`"]
+async fn given_a_rotation_at_trace_level_under_the_runtime_then_no_private_key_is_logged() {
+    // GIVEN the rotation binary under the runtime, at TRACE
+    let dir = std::env::var("LOCAL_FUNCTIONS_DIR").map_or_else(|_| repo_root().join("target/debug"), PathBuf::from);
+    let stack = Stack::new().await;
+    let mut rotation = Function::start(&stack, "RotateSigningKeyFunction", &dir).await;
+
+    // WHEN Secrets Manager's four steps come, in order, twice (two keys)
+    for _ in 0..2 {
+        let token = uuid::Uuid::new_v4().to_string();
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let mut event = event_json(&format!("rotate-signing-key.{step}.json"));
+            event["SecretId"] = stack.resources.reference("KeyRingSecret").unwrap().into();
+            event["ClientRequestToken"] = token.as_str().into();
+            assert_eq!(rotation.invoke_raw(&event).await, Value::Null, "{step}");
+        }
+    }
+    let logs = rotation.terminate().await;
+
+    // THEN each step is logged, and no private scalar of the ring is
+    assert_eq!(logs.matches("rotation step done").count(), 8, "{logs}");
+    let id = stack.resources.reference("KeyRingSecret").unwrap();
+    let ring = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
+    let ring = shared::keyring::KeyRing::parse(ring.secret_string().unwrap()).unwrap();
+    assert_eq!(ring.keys.len(), 2);
+    for key in &ring.keys {
+        assert!(!logs.contains(&key.private_jwk.d), "a private key appears in the logs");
+    }
+}
