@@ -102,6 +102,8 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("SigningKeySecret".to_owned(), arn.to_owned()),
         ("ThrottleKeySecret".to_owned(), throttle.to_owned()),
         ("MailKeySecret".to_owned(), mail.to_owned()),
+        ("KeyRingSecret".to_owned(), format!("{arn}-ring")),
+        ("JwksSecret".to_owned(), format!("{arn}-jwks")),
     ]);
     let resources = StackResources::new(&t, LocalStack::new("dev").unwrap(), arns).unwrap();
     let expected = [
@@ -156,10 +158,14 @@ fn table_and_secret() {
     assert_eq!(table.stream_view_type.as_deref(), Some("KEYS_ONLY"));
     let specs = t.secret_specs().unwrap();
     let ids: Vec<_> = specs.iter().map(|s| s.logical_id.as_str()).collect();
-    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret", "MailKeySecret"]);
-    for spec in specs {
+    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret", "MailKeySecret", "KeyRingSecret", "JwksSecret"]);
+    for spec in &specs[..3] {
         let secret = spec.generate().unwrap();
         assert_eq!(secret.len(), 64);
         assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+    // The key ring and its JWKS start empty (a literal SecretString): the rotation makes the first key.
+    for spec in &specs[3..] {
+        assert_eq!(spec.generate().unwrap(), r#"{"keys":[]}"#);
     }
 }
