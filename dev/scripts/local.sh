@@ -11,7 +11,8 @@
 # per-route throttling, gateway responses), and feeds the table's stream to the functions with a
 # DynamoDB event (`localdev stream`: the mailer, as its event source mapping would), so mail is
 # sent: SES (moto) accepts it, and `GET /_local/outbox` on the API's port lists it, links and all.
-# Ctrl-C stops everything this script started.
+# It rotates the signing key ring once, as the deployed rotation schedule does at creation
+# (`localdev rotate`: the rotation function's four steps). Ctrl-C stops everything it started.
 #
 # Environment:
 #   LOCAL_API_KEY        the API key clients must send as x-api-key (default: generated, printed)
@@ -105,6 +106,10 @@ setsid "$LOCALDEV" stream --stack "$LOCAL_STACK" --invoke-url "http://127.0.0.1:
     --failures-dir "$LOCAL_DIR" </dev/null &
 children+=("$!")
 
+# As the deployed stack's rotation schedule does right after creation: the signing key ring's
+# first key (a key is added on each run).
+"$LOCALDEV" rotate --stack "$LOCAL_STACK" --invoke-url "http://127.0.0.1:$LAMBDA_PORT"
+
 setsid "$LOCALDEV" gateway --template template.yaml --listen "127.0.0.1:$API_PORT" \
     --lambda "http://127.0.0.1:$LAMBDA_PORT" --api-key "$API_KEY" --iam-endpoint "$LOCAL_IAM_ENDPOINT" </dev/null &
 children+=("$!")
@@ -121,6 +126,7 @@ cat >&2 <<EOF
        http://127.0.0.1:$API_PORT/register
 
   Mail sent (newest first): curl -s http://127.0.0.1:$API_PORT/_local/outbox
+  Rotate the signing key ring now: target/debug/localdev rotate --stack $LOCAL_STACK --invoke-url http://127.0.0.1:$LAMBDA_PORT
   Stream records given up on: $LOCAL_DIR/$LOCAL_STACK-<on-failure destination>.jsonl
 
   Ctrl-C stops everything.

@@ -39,6 +39,14 @@ fn intrinsic(value: &Value) -> Option<(String, &Value)> {
     }
 }
 
+/// The logical id a `!Ref` names, unresolved.
+pub(crate) fn ref_target(value: &Value) -> Option<String> {
+    match intrinsic(value)? {
+        (name, Value::String(target)) if name == "Ref" => Some(target.clone()),
+        _ => None,
+    }
+}
+
 /// The resource and attribute of a `!GetAtt`, unresolved.
 pub(crate) fn get_att(value: &Value) -> Option<(String, String)> {
     let (name, arg) = intrinsic(value)?;

@@ -16,7 +16,8 @@
 //!   holds the mail SES accepted through it.
 //! - [`secret`] creates secrets the way `GenerateSecretString` would; [`ses`] the identity mail
 //!   is sent from.
-//! - [`stream`] feeds a table's stream to a function as Lambda's event source mapping does.
+//! - [`stream`] feeds a table's stream to a function as Lambda's event source mapping does;
+//!   [`rotation`] runs a secret's rotation function as Secrets Manager does.
 
 pub mod api;
 pub mod environment;
@@ -26,6 +27,7 @@ pub mod iam;
 mod intrinsics;
 pub mod outbox;
 mod params;
+pub mod rotation;
 pub mod runtime;
 pub mod secret;
 pub mod ses;

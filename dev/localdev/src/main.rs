@@ -105,6 +105,17 @@ enum Command {
         #[arg(long, default_value = ".local")]
         failures_dir: PathBuf,
     },
+    /// Rotate each secret the template gives a rotation schedule now, as Secrets Manager does:
+    /// its rotation function's four steps in order, through `cargo lambda watch`.
+    Rotate {
+        #[command(flatten)]
+        template: TemplateArgs,
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Lambda Invoke API endpoint (`cargo lambda watch`).
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke_url: String,
+    },
     /// Serve the template's REST API locally in front of `cargo lambda watch`.
     Gateway {
         #[command(flatten)]
@@ -303,6 +314,18 @@ async fn stream(
     }
 }
 
+async fn rotate(template: &TemplateArgs, stack: &StackArgs, invoke_url: &str) -> Result<(), String> {
+    let template = load(template)?;
+    let stack = LocalStack::new(&stack.stack).map_err(|e| e.to_string())?;
+    let (_, secrets) = admin_clients().await?;
+    let resources = StackResources::discover(&template, stack, &secrets).await.map_err(|e| e.to_string())?;
+    for schedule in localdev::rotation::Schedule::all(&template).map_err(|e| e.to_string())? {
+        let version = schedule.rotate(&template, &resources, invoke_url).await.map_err(|e| e.to_string())?;
+        eprintln!("rotate: {} rotated by {} (version {version})", schedule.secret, schedule.function);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -322,6 +345,7 @@ async fn main() -> ExitCode {
             t.functions().map_err(|e| e.to_string())?.iter().for_each(|f| println!("{}", f.binary));
             Ok(())
         }),
+        Command::Rotate { template, stack, invoke_url } => rotate(&template, &stack, &invoke_url).await,
         Command::Gateway { template, listen, lambda, api_keys, integration_timeout, iam_endpoint } => {
             gateway(&template, listen, lambda, api_keys, integration_timeout, iam_endpoint).await
         }
