@@ -17,7 +17,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
     JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::{Deserialize, Serialize};
 
 /// Why a ring (or a key in it) cannot be used.
@@ -130,12 +130,6 @@ impl RingKey {
         }
     }
 
-    /// The verifying key.
-    pub fn decoding_key(&self) -> Result<DecodingKey, KeyRingError> {
-        DecodingKey::from_ec_components(&self.private_jwk.x, &self.private_jwk.y)
-            .map_err(|_| self.invalid("not a public key"))
-    }
-
     /// Whether tokens it signed may still be alive, or cached JWKS copies may still be needed.
     fn needed(&self, now: i64, access_ttl: Duration, jwks_max_age: Duration) -> bool {
         self.retired_at
@@ -228,7 +222,7 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{Header, Validation};
+    use jsonwebtoken::{DecodingKey, Header, Validation};
     use sha2::{Digest, Sha256};
 
     const HOUR: Duration = Duration::from_secs(3600);

@@ -3,11 +3,10 @@
 //! the test plays its part: the steps in order, under one token).
 
 use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
+use localdev::rotation::STEPS;
 use shared::keyring::KeyRing;
 use shared::testing::event_json;
 use tests::Stack;
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// The fixture of `step` for this stack's ring and this rotation's token.
 fn step_event(stack: &Stack, step: &str, token: &str) -> SecretsManagerSecretRotationEvent {

@@ -341,7 +341,7 @@ async fn given_a_rotation_at_trace_level_under_the_runtime_then_no_private_key_i
     // WHEN Secrets Manager's four steps come, in order, twice (two keys)
     for _ in 0..2 {
         let token = uuid::Uuid::new_v4().to_string();
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        for step in localdev::rotation::STEPS {
             let mut event = event_json(&format!("rotate-signing-key.{step}.json"));
             event["SecretId"] = stack.resources.reference("KeyRingSecret").unwrap().into();
             event["ClientRequestToken"] = token.as_str().into();

@@ -12,6 +12,7 @@ use crate::gateway::invoke::Invoker;
 use crate::intrinsics::{get_att, ref_target};
 use crate::{Result, StackResources, Template};
 
+/// Secrets Manager's rotation steps, in the order it runs them.
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// A secret and the function that rotates it.

@@ -21,6 +21,7 @@ use shared::aws::Clients;
 use shared::config::{ConfigError, KeyRingSettings};
 use shared::keyring::{KeyRing, RingKey, ALGORITHM};
 use shared::Config;
+use std::collections::HashMap;
 use std::time::Duration;
 
 const CURRENT: &str = "AWSCURRENT";
@@ -54,9 +55,12 @@ impl shared::lambda::EventFunction for Deps {
         let result = self.step(&event, shared::now_epoch()).await;
         match &result {
             Ok(()) => tracing::info!(step = %event.step, version = %event.client_request_token, "rotation step done"),
-            Err(error) => {
-                tracing::error!(step = %event.step, version = %event.client_request_token, error = %error, "rotation step failed")
-            }
+            Err(error) => tracing::error!(
+                step = %event.step,
+                version = %event.client_request_token,
+                error = %shared::error::Chain(error.as_ref()),
+                "rotation step failed"
+            ),
         }
         result
     }
@@ -71,21 +75,24 @@ impl Deps {
             );
         }
         let token = event.client_request_token.as_str();
-        let stages = self.stages_of(token).await?;
+        let versions = self.versions().await?;
         match event.step.as_str() {
-            "createSecret" => self.create(token, stages, now).await,
-            step if stages.is_none() => Err(format!("{step}: no version {token} (createSecret comes first)").into()),
+            "createSecret" if versions.contains_key(token) => Ok(()),
+            "createSecret" => self.create(token, now).await,
+            step if !versions.contains_key(token) => {
+                Err(format!("{step}: no version {token} (createSecret comes first)").into())
+            }
             "setSecret" => self.publish(token).await,
             "testSecret" => self.test(token).await,
-            "finishSecret" => self.finish(token).await,
+            "finishSecret" => self.finish(token, &versions).await,
             other => Err(format!("unknown rotation step {other:?}").into()),
         }
     }
 
-    /// The staging labels of version `token`, `None` if there is no such version.
-    async fn stages_of(&self, token: &str) -> Result<Option<Vec<String>>, Error> {
+    /// Every version of the ring and its staging labels.
+    async fn versions(&self) -> Result<HashMap<String, Vec<String>>, Error> {
         let secret = self.secrets.describe_secret().secret_id(&self.key_ring_secret_id).send().await?;
-        Ok(secret.version_ids_to_stages().and_then(|versions| versions.get(token)).cloned())
+        Ok(secret.version_ids_to_stages().cloned().unwrap_or_default())
     }
 
     async fn ring(&self, secret_id: &str, version: Option<&str>, stage: &str) -> Result<String, Error> {
@@ -100,10 +107,7 @@ impl Deps {
         Ok(value.secret_string().ok_or("the secret holds no string")?.to_owned())
     }
 
-    async fn create(&self, token: &str, existing: Option<Vec<String>>, now: i64) -> Result<(), Error> {
-        if existing.is_some() {
-            return Ok(());
-        }
+    async fn create(&self, token: &str, now: i64) -> Result<(), Error> {
         let current = KeyRing::parse(&self.ring(&self.key_ring_secret_id, None, CURRENT).await?)?;
         let ring = current.rotated(RingKey::generate(now), now, self.access_ttl, self.settings.jwks_max_age);
         self.secrets
@@ -151,9 +155,7 @@ impl Deps {
         Ok(())
     }
 
-    async fn finish(&self, token: &str) -> Result<(), Error> {
-        let secret = self.secrets.describe_secret().secret_id(&self.key_ring_secret_id).send().await?;
-        let versions = secret.version_ids_to_stages().cloned().unwrap_or_default();
+    async fn finish(&self, token: &str, versions: &HashMap<String, Vec<String>>) -> Result<(), Error> {
         let current = versions.iter().find(|(_, stages)| stages.iter().any(|s| s == CURRENT)).map(|(v, _)| v.clone());
         if current.as_deref() != Some(token) {
             self.secrets
