@@ -47,11 +47,12 @@ fi
 command -v python3 >/dev/null || die "python3 is needed to seed the corpora"
 
 # Seeds: every request body of the POST fixtures; every Authorization header and refresh token of
-# the fixtures, plus a valid access token (signed with the test key of `shared::testing`, expiring
-# in 2100) and a well-formed refresh token, so that mutations start past the cheap refusals.
+# the fixtures, plus an access token in the shape of a valid one (ES256 header naming the kid of
+# `shared::testing::TEST_KEY`, valid claims, a signature of the right length that is not one) and
+# a well-formed refresh token, so that mutations start past the cheap refusals.
 seed_corpora() {
     python3 - "$EVENTS_DIR" "$FUZZ_DIR/corpus" <<'PY'
-import base64, hashlib, hmac, json, pathlib, sys
+import base64, json, os, pathlib, sys
 
 events, corpus = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 bodies, tokens = corpus / "request_decoding", corpus / "token_parsing"
@@ -78,12 +79,12 @@ for path in sorted(events.glob("*.json")):
         (tokens / f"seed-{path.stem}").write_text(header)
 
 signing_input = ".".join([
-    b64url(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": "test"}).encode()),
-    b64url(json.dumps({"iss": "serverless-auth", "aud": "serverless-auth", "sub": "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c",
-                       "iat": 1_700_000_000, "exp": 4_102_444_800, "jti": "seed"}).encode()),
+    b64url(json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": "P7pe5cKX_pR0AI8E0q2kNuHOvjj6IJJCots4z7ZALJo"}).encode()),
+    b64url(json.dumps({"iss": "https://abc123.execute-api.us-east-1.amazonaws.com/v1", "aud": "serverless-auth",
+                       "sub": "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c", "iat": 1_700_000_000, "exp": 4_102_444_800,
+                       "jti": "seed"}).encode()),
 ])
-key = b"test-signing-key-test-signing-key-0123456789"
-signature = b64url(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
+signature = b64url(os.urandom(64))
 access = f"{signing_input}.{signature}"
 refresh = b64url(bytes(range(48)))
 (tokens / "seed-valid-access-token").write_text(access)

@@ -31,7 +31,9 @@ API_PORT="${API_PORT:-3000}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 IAM_PORT="${IAM_PORT:-4566}"
 export LOCAL_STACK="${LOCAL_STACK:-serverless-auth-local}"
-export PARAMETER_OVERRIDES="${PARAMETER_OVERRIDES:-}"
+# Tokens name the local gateway as their issuer (its base URL serves the discovery document), as
+# the deployed API's own URL does; an override of TokenIssuer comes later and wins.
+export PARAMETER_OVERRIDES="TokenIssuer=http://127.0.0.1:$API_PORT ${PARAMETER_OVERRIDES:-}"
 export LOCAL_TEMPLATE="$REPO_ROOT/template.yaml"
 API_KEY="${LOCAL_API_KEY:-}"
 if [ -z "$API_KEY" ]; then

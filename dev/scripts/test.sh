@@ -77,8 +77,9 @@ cargo test --workspace
 
 log "end-to-end: starting the local API on port $E2E_API_PORT (runtime emulator on $E2E_LAMBDA_PORT)"
 api_key="e2e-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+e2e_stack="e2e-$(date +%s)-$$"
 API_PORT="$E2E_API_PORT" LAMBDA_PORT="$E2E_LAMBDA_PORT" LOCAL_API_KEY="$api_key" \
-    LOCAL_STACK="e2e-$(date +%s)-$$" LOCAL_READY_FILE="$ready_file" \
+    LOCAL_STACK="$e2e_stack" LOCAL_READY_FILE="$ready_file" \
     PARAMETER_OVERRIDES="RefreshRateLimit=1 RefreshBurstLimit=3" \
     "$SCRIPTS_DIR/local.sh" >"$LOCAL_DIR/e2e-local.log" 2>&1 &
 local_pid=$!
@@ -90,7 +91,7 @@ done
 [ -s "$ready_file" ] || { tail -n 40 "$LOCAL_DIR/e2e-local.log" >&2; die "the local API did not start in time"; }
 
 E2E_LAMBDA_URL="http://127.0.0.1:$E2E_LAMBDA_PORT" E2E_API_URL="http://127.0.0.1:$E2E_API_PORT" E2E_API_KEY="$api_key" \
-    cargo test -p tests --test e2e -- --ignored --test-threads=1 || {
+    E2E_STACK="$e2e_stack" E2E_PYTHON="$VENV_DIR/bin/python" cargo test -p tests --test e2e -- --ignored --test-threads=1 || {
     log "end-to-end tests failed; last lines of the local stack's log ($LOCAL_DIR/e2e-local.log):"
     tail -n 60 "$LOCAL_DIR/e2e-local.log" >&2
     exit 1

@@ -12,11 +12,12 @@ use http::{HeaderValue, StatusCode};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
-use shared::config::TokenSettings;
+use shared::config::{Issuer, TokenSettings};
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword, UserId};
 use shared::http::{json_response, respond, JsonFields, RequestMeta};
-use shared::keys::{SigningKey, SigningKeys};
+use shared::keyring::{KeyRing, RingKey};
 use shared::store::User;
+use shared::token_keys::TokenKeys;
 use shared::tokens::{token_pair, AccessTokens, Family, RefreshToken};
 use shared::ApiError;
 
@@ -36,25 +37,25 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
 
+const ISS: &str = "https://auth.example.com";
+
 fn tokens() -> AccessTokens {
-    let key = SigningKey::new("v1", b"bench-signing-key-bench-signing-key-0123456789").expect("a valid key");
-    let settings = TokenSettings {
-        issuer: "https://auth.example.com".into(),
-        audience: "clients".into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(604_800),
-    };
-    AccessTokens::new(Arc::new(SigningKeys::fixed(key, None)), settings)
+    let ring = KeyRing { keys: vec![RingKey::generate(0)] };
+    let issuer = Issuer::Fixed(ISS.into());
+    let settings = TokenSettings::new(issuer, "clients".into(), Duration::from_secs(900), Duration::from_secs(604_800));
+    AccessTokens::new(Arc::new(TokenKeys::fixed(ring, Duration::from_secs(3600))), settings).expect("an issuer")
 }
 
 fn jwt(c: &mut Criterion) {
     let rt = runtime();
     let tokens = tokens();
     let now = shared::now_epoch();
-    let token = rt.block_on(tokens.issue(user_id(), true, now)).expect("a token");
+    let token = rt.block_on(tokens.issue(ISS, user_id(), true, now)).expect("a token");
     let mut group = c.benchmark_group("jwt");
-    group.bench_function("sign", |b| b.iter(|| rt.block_on(tokens.issue(black_box(user_id()), true, now)).unwrap()));
-    group.bench_function("verify", |b| b.iter(|| rt.block_on(tokens.verify(black_box(&token), now)).unwrap()));
+    group.bench_function("sign", |b| {
+        b.iter(|| rt.block_on(tokens.issue(ISS, black_box(user_id()), true, now)).unwrap())
+    });
+    group.bench_function("verify", |b| b.iter(|| rt.block_on(tokens.verify(ISS, black_box(&token), now)).unwrap()));
     group.finish();
 }
 
@@ -123,7 +124,7 @@ fn responses(c: &mut Criterion) {
     let rt = runtime();
     let tokens = tokens();
     let now = shared::now_epoch();
-    let access = rt.block_on(tokens.issue(user_id(), true, now)).unwrap();
+    let access = rt.block_on(tokens.issue(ISS, user_id(), true, now)).unwrap();
     let refresh = RefreshToken::generate(family()).unwrap();
     let mut group = c.benchmark_group("response");
     group.bench_function("encode_register_201", |b| {

@@ -42,7 +42,7 @@ pub async fn authenticate(
     now: i64,
     log: &mut RequestLog,
 ) -> Result<AccessClaims, ApiError> {
-    let claims = tokens.verify(bearer_token(req)?, now).await?;
+    let claims = tokens.verify(&tokens.issuer(req)?, bearer_token(req)?, now).await?;
     log.user(claims.sub);
     Ok(claims)
 }

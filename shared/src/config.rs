@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::domain::PasswordPolicy;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
@@ -15,19 +15,43 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Who issues access tokens: the `iss` claim every token carries and every verifier requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issuer {
+    /// `TOKEN_ISSUER`: a custom domain's URL (locally, the local gateway's base URL).
+    Fixed(String),
+    /// The API's own URL, `https://{apiId}.execute-api.{region}.{URL suffix}/{stage}`, taken from
+    /// each request's context: the functions cannot be told it by the template, which would make
+    /// them depend on the API that depends on them.
+    ExecuteApi { region: String, url_suffix: String },
+}
+
 /// What the token code needs: who issues tokens, for whom, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSettings {
-    pub issuer: String,
+    /// An error when `TOKEN_ISSUER` is empty and the region or URL suffix to compute it is
+    /// missing: only the functions that issue or verify tokens need it ([`TokenSettings::issuer`]).
+    issuer: Result<Issuer, ConfigError>,
     pub audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
 
+impl TokenSettings {
+    pub fn new(issuer: Issuer, audience: String, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        Self { issuer: Ok(issuer), audience, access_ttl, refresh_ttl }
+    }
+
+    /// Who issues tokens; fails, naming the variable, when neither `TOKEN_ISSUER` nor the
+    /// region and URL suffix that make the default are set.
+    pub fn issuer(&self) -> Result<&Issuer, ConfigError> {
+        self.issuer.as_ref().map_err(Clone::clone)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table_name: String,
-    signing_key_secret_id: Option<String>,
     throttle_key_secret_id: Option<String>,
     pub tokens: TokenSettings,
     pub password_policy: PasswordPolicy,
@@ -48,8 +72,12 @@ pub struct Config {
 pub struct KeyRingSettings {
     key_ring_secret_id: Option<String>,
     jwks_secret_id: Option<String>,
-    /// How long verifiers may cache the JWKS: a key signs only once published this long.
+    /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`).
     pub jwks_max_age: Duration,
+    /// How long after a key is written to the JWKS secret it may sign: `jwks_max_age`, plus
+    /// `KEY_CACHE_TTL_SECONDS`, for which the JWKS route may still serve the set it read before.
+    /// Every verifier that honours the max-age holds the key by then.
+    pub signing_delay: Duration,
 }
 
 impl KeyRingSettings {
@@ -93,7 +121,6 @@ impl MailSettings {
     }
 }
 
-pub const DEFAULT_ISSUER: &str = "serverless-auth";
 pub const DEFAULT_AUDIENCE: &str = "serverless-auth";
 
 impl Config {
@@ -125,18 +152,32 @@ impl Config {
         };
 
         let min_length = number("PASSWORD_MIN_LENGTH", 15, 8, 64)?;
+        let jwks_max_age = Duration::from_secs(number("JWKS_MAX_AGE_SECONDS", 3_600, 60, 86_400)?);
+        let key_cache_ttl = Duration::from_secs(number("KEY_CACHE_TTL_SECONDS", 300, 0, 3600)?);
         Ok(Self {
             table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
-            signing_key_secret_id: get("SIGNING_KEY_SECRET_ID"),
             throttle_key_secret_id: get("THROTTLE_KEY_SECRET_ID"),
             tokens: TokenSettings {
-                issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+                issuer: match get("TOKEN_ISSUER") {
+                    Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') => {
+                        return Err(ConfigError::Invalid {
+                            name: "TOKEN_ISSUER",
+                            reason: "must be an http(s) URL without a trailing slash, or empty".into(),
+                        })
+                    }
+                    Some(url) => Ok(Issuer::Fixed(url)),
+                    None => match (get("AWS_REGION"), get("URL_SUFFIX")) {
+                        (Some(region), Some(url_suffix)) => Ok(Issuer::ExecuteApi { region, url_suffix }),
+                        (None, _) => Err(ConfigError::Missing("AWS_REGION")),
+                        (_, None) => Err(ConfigError::Missing("URL_SUFFIX")),
+                    },
+                },
                 audience: get("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
                 access_ttl: Duration::from_secs(number("ACCESS_TOKEN_TTL_SECONDS", 900, 60, 3600)?),
                 refresh_ttl: Duration::from_secs(number("REFRESH_TOKEN_TTL_SECONDS", 604_800, 60, 2_592_000)?),
             },
             password_policy: PasswordPolicy::new(min_length as usize),
-            key_cache_ttl: Duration::from_secs(number("KEY_CACHE_TTL_SECONDS", 300, 0, 3600)?),
+            key_cache_ttl,
             refresh_reuse_grace: Duration::from_secs(number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?),
             cors_allowed_origin: get("CORS_ALLOWED_ORIGIN"),
             mail: MailSettings {
@@ -168,14 +209,10 @@ impl Config {
             key_ring: KeyRingSettings {
                 key_ring_secret_id: get("KEY_RING_SECRET_ID"),
                 jwks_secret_id: get("JWKS_SECRET_ID"),
-                jwks_max_age: Duration::from_secs(number("JWKS_MAX_AGE_SECONDS", 3_600, 60, 86_400)?),
+                jwks_max_age,
+                signing_delay: jwks_max_age + key_cache_ttl,
             },
         })
-    }
-
-    /// The signing-key secret is only needed by the functions that issue or verify tokens.
-    pub fn signing_key_secret_id(&self) -> Result<&str, ConfigError> {
-        self.signing_key_secret_id.as_deref().ok_or(ConfigError::Missing("SIGNING_KEY_SECRET_ID"))
     }
 
     /// The throttle-key secret is only needed by the functions that derive keys from it.
@@ -203,7 +240,10 @@ mod tests {
         assert_eq!(config.password_policy.min_length(), 15);
         assert_eq!(config.key_cache_ttl, Duration::from_secs(300));
         assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
-        assert_eq!(config.signing_key_secret_id(), Err(ConfigError::Missing("SIGNING_KEY_SECRET_ID")));
+        assert_eq!(config.key_ring.key_ring_secret_id(), Err(ConfigError::Missing("KEY_RING_SECRET_ID")));
+        assert_eq!(config.key_ring.jwks_max_age, Duration::from_secs(3600));
+        assert_eq!(config.key_ring.signing_delay, Duration::from_secs(3600 + 300));
+        assert_eq!(config.tokens.issuer(), Err(ConfigError::Missing("AWS_REGION")));
         assert_eq!(config.mail.verify_email_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.mail.change_email_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.mail.reset_password_ttl, Duration::from_secs(3600));
@@ -242,13 +282,25 @@ mod tests {
     fn given_overrides_when_loading_then_they_are_used() {
         let config = config(&[
             ("TABLE_NAME", "t"),
-            ("SIGNING_KEY_SECRET_ID", "key"),
+            ("KEY_RING_SECRET_ID", "ring"),
             ("PASSWORD_MIN_LENGTH", "8"),
             ("TOKEN_ISSUER", "https://auth.example.com"),
         ])
         .unwrap();
         assert_eq!(config.password_policy.min_length(), 8);
-        assert_eq!(config.tokens.issuer, "https://auth.example.com");
-        assert_eq!(config.signing_key_secret_id(), Ok("key"));
+        assert_eq!(config.tokens.issuer(), Ok(&Issuer::Fixed("https://auth.example.com".into())));
+        assert_eq!(config.key_ring.key_ring_secret_id(), Ok("ring"));
+    }
+
+    #[test]
+    fn given_no_token_issuer_when_loading_then_the_api_url_is_made_from_the_region_and_url_suffix() {
+        let config =
+            config(&[("TABLE_NAME", "t"), ("AWS_REGION", "eu-west-1"), ("URL_SUFFIX", "amazonaws.com")]).unwrap();
+        let expected = Issuer::ExecuteApi { region: "eu-west-1".into(), url_suffix: "amazonaws.com".into() };
+        assert_eq!(config.tokens.issuer(), Ok(&expected));
+        for bad in ["auth.example.com", "https://auth.example.com/"] {
+            let err = self::config(&[("TABLE_NAME", "t"), ("TOKEN_ISSUER", bad)]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: "TOKEN_ISSUER", .. }), "{bad}");
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! The health check behind `GET /health`: is the table there, is the signing key's secret there.
+//! The health check behind `GET /health`: is the table there, is there a signing key.
 //!
-//! Both checks are control-plane reads (`DescribeTable`, `DescribeSecret`: no item, no secret
-//! value) and the result is kept [`CACHE_FOR`] in the warm instance, so a flood of health checks
-//! costs at most one pair of calls per instance every 30 s.
+//! Neither check reads an item or anything secret: `DescribeTable`, and the public JWKS (which
+//! holds a key once the ring's first rotation ran; until then signing answers `503`). The result
+//! is kept [`CACHE_FOR`] in the warm instance, so a flood of health checks costs at most one
+//! pair of calls per instance every 30 s.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TableStatus;
+use jsonwebtoken::jwk::JwkSet;
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -43,7 +45,7 @@ pub struct Health {
     dynamodb: aws_sdk_dynamodb::Client,
     secrets: aws_sdk_secretsmanager::Client,
     table: String,
-    signing_key_secret_id: String,
+    jwks_secret_id: String,
     cached: Mutex<Option<(Instant, Report)>>,
 }
 
@@ -66,15 +68,9 @@ impl Health {
         dynamodb: aws_sdk_dynamodb::Client,
         secrets: aws_sdk_secretsmanager::Client,
         table: impl Into<String>,
-        signing_key_secret_id: impl Into<String>,
+        jwks_secret_id: impl Into<String>,
     ) -> Self {
-        Self {
-            dynamodb,
-            secrets,
-            table: table.into(),
-            signing_key_secret_id: signing_key_secret_id.into(),
-            cached: Mutex::default(),
-        }
+        Self { dynamodb, secrets, table: table.into(), jwks_secret_id: jwks_secret_id.into(), cached: Mutex::default() }
     }
 
     /// The report of at most [`CACHE_FOR`] ago; concurrent callers wait for one set of checks.
@@ -101,8 +97,9 @@ impl Health {
         };
         let secret = async {
             self.secrets
-                .describe_secret()
-                .secret_id(&self.signing_key_secret_id)
+                .get_secret_value()
+                .secret_id(&self.jwks_secret_id)
+                .version_stage("AWSCURRENT")
                 .send()
                 .await
                 .map_err(|e| DependencyError::from_sdk("Secrets Manager", e))
@@ -112,8 +109,10 @@ impl Health {
             let status = output.table.and_then(|t| t.table_status);
             matches!(status, Some(TableStatus::Active | TableStatus::Updating))
         });
-        // A secret scheduled for deletion can no longer be read.
-        let signing_key = outcome("signing_key", secret, |output| output.deleted_date.is_none());
+        let signing_key = outcome("signing_key", secret, |output| {
+            let published = output.secret_string().and_then(|text| serde_json::from_str::<JwkSet>(text).ok());
+            published.is_some_and(|jwks| !jwks.keys.is_empty())
+        });
         Report { checks: BTreeMap::from([("table", table), ("signing_key", signing_key)]) }
     }
 }

@@ -67,13 +67,17 @@ pub fn respond(meta: &RequestMeta, result: Result<Response<Body>, ApiError>) -> 
     if let Ok(id) = HeaderValue::from_str(&meta.request_id) {
         headers.insert("x-request-id", id);
     }
-    // Every body is either about a user or a credential: never let a shared cache keep it.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Every body is about a user or a credential, so no shared cache may keep it, unless the
+    // handler said otherwise (the public keys).
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // HTTPS only, for a year. Not `includeSubDomains`: behind a custom domain, its subdomains
     // are the operator's to decide.
     headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
-    if let Some(origin) = &meta.allow_origin {
+    // A handler that answers every origin (the public keys) has set its own.
+    if let Some(origin) =
+        meta.allow_origin.as_ref().filter(|_| !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN))
+    {
         if origin != "*" {
             headers.append(header::VARY, HeaderValue::from_static("Origin"));
         }

@@ -2,10 +2,11 @@
 //!
 //! Each key carries its private JWK, its `kid` (the RFC 7638 thumbprint of the public key), when
 //! it was published (written to the public JWKS) and, once a newer key was added, when it stops
-//! signing. Signers use the newest key published at least `jwks_max_age` ago, so a verifier that
-//! caches the JWKS for its max-age already knows every key that can sign; a fresh ring's only key
-//! signs at once (no JWKS listed a key before it). A key leaves the ring once no token it signed
-//! can be alive in anyone's cache: `access_ttl` + `jwks_max_age` after it stopped signing.
+//! signing. Signers use the newest key published at least `delay` ago (the JWKS's max-age, plus
+//! how long the JWKS route may serve an older copy), so a verifier that caches the JWKS for its
+//! max-age already knows every key that can sign; a fresh ring's only key signs at once (no JWKS
+//! listed a key before it). A key leaves the ring once no token it signed can be alive in
+//! anyone's cache: `access_ttl` + `delay` after it stopped signing.
 
 use std::time::Duration;
 
@@ -131,9 +132,8 @@ impl RingKey {
     }
 
     /// Whether tokens it signed may still be alive, or cached JWKS copies may still be needed.
-    fn needed(&self, now: i64, access_ttl: Duration, jwks_max_age: Duration) -> bool {
-        self.retired_at
-            .is_none_or(|retired| now < retired + access_ttl.as_secs() as i64 + jwks_max_age.as_secs() as i64)
+    fn needed(&self, now: i64, access_ttl: Duration, delay: Duration) -> bool {
+        self.retired_at.is_none_or(|retired| now < retired + access_ttl.as_secs() as i64 + delay.as_secs() as i64)
     }
 }
 
@@ -153,6 +153,8 @@ pub fn thumbprint(x: &str, y: &str) -> String {
 
 /// The algorithm of every key in the ring.
 pub const ALGORITHM: Algorithm = Algorithm::ES256;
+/// Its JOSE name (`alg`), as published.
+pub const ALGORITHM_NAME: &str = "ES256";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRing {
@@ -174,10 +176,10 @@ impl KeyRing {
     }
 
     /// The key new tokens are signed with at `now`: the newest published at least
-    /// `jwks_max_age` ago, else (a ring whose keys are all newer: the first key, or what is left
+    /// `delay` ago, else (a ring whose keys are all newer: the first key, or what is left
     /// after an emergency removal) the oldest.
-    pub fn signing_key(&self, now: i64, jwks_max_age: Duration) -> Result<&RingKey, KeyRingError> {
-        let published_by = now - jwks_max_age.as_secs() as i64;
+    pub fn signing_key(&self, now: i64, delay: Duration) -> Result<&RingKey, KeyRingError> {
+        let published_by = now - delay.as_secs() as i64;
         self.keys
             .iter()
             .filter(|key| key.published_at <= published_by)
@@ -187,13 +189,13 @@ impl KeyRing {
     }
 
     /// The ring with `new` added: every key that had no successor stops signing once `new` may
-    /// sign (`jwks_max_age` after it is published), and keys no longer needed are dropped.
-    pub fn rotated(&self, new: RingKey, now: i64, access_ttl: Duration, jwks_max_age: Duration) -> Self {
-        let takes_over = new.published_at + jwks_max_age.as_secs() as i64;
+    /// sign (`delay` after it is published), and keys no longer needed are dropped.
+    pub fn rotated(&self, new: RingKey, now: i64, access_ttl: Duration, delay: Duration) -> Self {
+        let takes_over = new.published_at + delay.as_secs() as i64;
         let mut keys: Vec<RingKey> = self
             .keys
             .iter()
-            .filter(|key| key.needed(now, access_ttl, jwks_max_age))
+            .filter(|key| key.needed(now, access_ttl, delay))
             .cloned()
             .map(|mut key| {
                 key.retired_at.get_or_insert(takes_over);
@@ -260,7 +262,8 @@ mod tests {
         validation.validate_exp = false;
         jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(public).unwrap(), &validation)
             .expect("verifies");
-        assert_eq!(jwks["keys"][0]["alg"], "ES256");
+        assert_eq!(jwks["keys"][0]["alg"], ALGORITHM_NAME);
+        assert_eq!(serde_json::to_value(ALGORITHM).unwrap(), ALGORITHM_NAME);
         assert_eq!(jwks["keys"][0]["use"], "sig");
         assert!(jwks["keys"][0].get("d").is_none(), "{jwks}");
         assert!(!format!("{key:?}").contains(&key.private_jwk.d), "Debug shows the private scalar");

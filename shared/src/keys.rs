@@ -1,186 +1,19 @@
-//! The JWT signing key, read from a Secrets Manager secret and cached in the process.
-//!
-//! The secret's string is the HS256 key and its version id is the token's `kid`. The current
-//! key (`AWSCURRENT`) signs; verification also accepts `AWSPREVIOUS`, looked up lazily by `kid`,
-//! so the secret can be rotated without logging anyone out. Entries live for the configured TTL;
-//! after that a fresh read picks up rotations, and a key rotated out beyond `AWSPREVIOUS` (or
-//! whose `AWSPREVIOUS` label was removed) stops verifying. When Secrets Manager is down, a warm function keeps using the keys it has.
-//!
-//! [`HmacKeys`] holds an HMAC key from a secret of its own: the login throttle's, the mail links'.
+//! Reading secrets, and the HMAC keys held in secrets of their own (the login throttle's, the
+//! mail links'). The keys of access tokens are in [`crate::token_keys`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use jsonwebtoken::{DecodingKey, EncodingKey};
 use secrecy::{ExposeSecret, SecretBox};
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::error::DependencyError;
 use crate::mail::MailKey;
 use crate::throttle::ThrottleKey;
 
 const SERVICE: &str = "Secrets Manager";
-/// Shortest HS256 key accepted: RFC 7518 §3.2 asks for at least the hash output size.
+/// Shortest HMAC-SHA256 key accepted: RFC 2104 §3 (and RFC 7518 §3.2) ask for at least the hash output size.
 pub const MIN_KEY_BYTES: usize = 32;
-/// How long to wait before asking Secrets Manager again after a failure or an unknown `kid`,
-/// so that neither an outage nor forged `kid`s turn into a flood of calls.
-const RETRY_INTERVAL: Duration = Duration::from_secs(5);
-
-pub struct SigningKey {
-    pub kid: String,
-    pub(crate) encoding: EncodingKey,
-    pub(crate) decoding: DecodingKey,
-}
-
-impl SigningKey {
-    pub fn new(kid: impl Into<String>, secret: &[u8]) -> Result<Self, DependencyError> {
-        if secret.len() < MIN_KEY_BYTES {
-            return Err(DependencyError::failed(
-                SERVICE,
-                format!("signing key must be at least {MIN_KEY_BYTES} bytes"),
-            ));
-        }
-        Ok(Self {
-            kid: kid.into(),
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        })
-    }
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
-    }
-}
-
-enum Source {
-    SecretsManager { client: Client, secret_id: String },
-    Fixed,
-}
-
-#[derive(Default)]
-struct Cache {
-    current: Option<Arc<SigningKey>>,
-    /// `None`: not looked up since the last refresh; `Some(None)`: there is no previous version.
-    previous: Option<Option<Arc<SigningKey>>>,
-    fresh_until: Option<Instant>,
-    /// Earliest time an unknown `kid` may trigger another read.
-    next_unknown_kid_refresh: Option<Instant>,
-}
-
-pub struct SigningKeys {
-    source: Source,
-    ttl: Duration,
-    cache: Mutex<Cache>,
-}
-
-impl SigningKeys {
-    pub fn from_secrets_manager(client: Client, secret_id: impl Into<String>, ttl: Duration) -> Self {
-        Self { source: Source::SecretsManager { client, secret_id: secret_id.into() }, ttl, cache: Mutex::default() }
-    }
-
-    /// Keys that never change (benchmarks and pure unit tests).
-    pub fn fixed(current: SigningKey, previous: Option<SigningKey>) -> Self {
-        let cache = Cache {
-            current: Some(Arc::new(current)),
-            previous: Some(previous.map(Arc::new)),
-            fresh_until: None,
-            next_unknown_kid_refresh: None,
-        };
-        Self { source: Source::Fixed, ttl: Duration::MAX, cache: Mutex::new(cache) }
-    }
-
-    /// Loads the current key ahead of the first request. A failure is only logged: the first
-    /// request retries, so an outage at cold start is a `503`, not a crash loop.
-    pub async fn prefetch(&self) {
-        if let Err(error) = self.current().await {
-            tracing::warn!(error = %crate::error::Chain(&error), "signing key prefetch failed; will retry on first use");
-        }
-    }
-
-    /// The key new tokens are signed with.
-    pub async fn current(&self) -> Result<Arc<SigningKey>, DependencyError> {
-        let mut cache = self.cache.lock().await;
-        self.ensure_fresh(&mut cache).await?;
-        cache.current.clone().ok_or_else(|| DependencyError::failed(SERVICE, "no current signing key"))
-    }
-
-    /// The key with this `kid` if it is the current or the previous version, else `None`.
-    pub async fn for_kid(&self, kid: &str) -> Result<Option<Arc<SigningKey>>, DependencyError> {
-        let mut cache = self.cache.lock().await;
-        self.ensure_fresh(&mut cache).await?;
-        if let Some(key) = self.lookup(&mut cache, kid).await? {
-            return Ok(Some(key));
-        }
-        // Perhaps the secret was rotated since the last read: look again, but not too often.
-        let now = Instant::now();
-        if matches!(self.source, Source::SecretsManager { .. })
-            && cache.next_unknown_kid_refresh.is_none_or(|at| now >= at)
-        {
-            cache.next_unknown_kid_refresh = Some(now + RETRY_INTERVAL);
-            self.refresh(&mut cache).await?;
-            return self.lookup(&mut cache, kid).await;
-        }
-        Ok(None)
-    }
-
-    async fn lookup(&self, cache: &mut Cache, kid: &str) -> Result<Option<Arc<SigningKey>>, DependencyError> {
-        if let Some(current) = cache.current.as_ref().filter(|key| key.kid == kid) {
-            return Ok(Some(current.clone()));
-        }
-        if cache.previous.is_none() {
-            cache.previous = Some(self.fetch("AWSPREVIOUS").await?.map(Arc::new));
-        }
-        Ok(cache.previous.clone().flatten().filter(|key| key.kid == kid))
-    }
-
-    async fn ensure_fresh(&self, cache: &mut Cache) -> Result<(), DependencyError> {
-        let stale = match (&self.source, cache.fresh_until) {
-            (Source::Fixed, _) => false,
-            (_, None) => true,
-            (_, Some(until)) => Instant::now() >= until,
-        };
-        if !stale {
-            return Ok(());
-        }
-        match self.refresh(cache).await {
-            Ok(()) => Ok(()),
-            Err(error) if cache.current.is_some() => {
-                // Keep serving with the keys we have; try again shortly.
-                tracing::warn!(error = %crate::error::Chain(&error), "signing key refresh failed; using cached keys");
-                cache.fresh_until = Some(Instant::now() + RETRY_INTERVAL);
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), DependencyError> {
-        let current = self
-            .fetch("AWSCURRENT")
-            .await?
-            .ok_or_else(|| DependencyError::failed(SERVICE, "secret has no AWSCURRENT version"))?;
-        // Forget the previous version too, whether or not the current one changed: taking the
-        // AWSPREVIOUS label off a compromised key must stop it verifying within the TTL.
-        cache.previous = None;
-        cache.current = Some(Arc::new(current));
-        cache.fresh_until = Some(Instant::now() + self.ttl);
-        Ok(())
-    }
-
-    async fn fetch(&self, stage: &str) -> Result<Option<SigningKey>, DependencyError> {
-        let Source::SecretsManager { client, secret_id } = &self.source else {
-            return Ok(None);
-        };
-        match read_secret(client, secret_id, stage).await? {
-            Some((kid, secret)) => SigningKey::new(kid, secret.expose_secret()).map(Some),
-            None => Ok(None),
-        }
-    }
-}
 
 /// One version of a secret: its version id and value, `None` when no version has `stage`
 /// (other than `AWSCURRENT`, which every secret has).
@@ -275,19 +108,5 @@ impl<K: HmacKey> HmacKeys<K> {
             }
             _ => Err(DependencyError::failed(SERVICE, format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn given_a_signing_key_when_debug_printed_then_the_kid_shows_and_the_secret_does_not() {
-        let key = SigningKey::new("v1", b"a-signing-secret-of-at-least-32-bytes").unwrap();
-
-        let printed = format!("{key:?}");
-
-        assert_eq!(printed, r#"SigningKey { kid: "v1", .. }"#);
     }
 }

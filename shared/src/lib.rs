@@ -1,5 +1,5 @@
 //! Everything the auth functions share: parsed domain values, the one error type and its
-//! problem+json mapping, password hashing, tokens, the DynamoDB store, the signing-key cache,
+//! problem+json mapping, password hashing, tokens, the DynamoDB store, the token keys' cache,
 //! typed configuration, AWS client set-up and telemetry.
 //!
 //! Each function binary only wires these together; the handlers take them as arguments so that
@@ -24,6 +24,7 @@ pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod throttle;
+pub mod token_keys;
 pub mod tokens;
 
 pub use config::Config;

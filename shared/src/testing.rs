@@ -3,13 +3,14 @@
 //! reach AWS at all.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use lambda_http::Request;
 
-use crate::config::TokenSettings;
-use crate::keys::{SigningKey, SigningKeys};
+use crate::config::{Issuer, TokenSettings};
+use crate::keyring::{KeyRing, RingKey};
+use crate::token_keys::TokenKeys;
 use crate::tokens::AccessTokens;
 
 /// The repository's `events/` directory.
@@ -57,21 +58,33 @@ pub fn unreachable_aws() -> aws_config::SdkConfig {
         .build()
 }
 
-pub const TEST_KEY: &[u8] = b"test-signing-key-test-signing-key-0123456789";
+/// The issuer of tokens for requests from the `events/` fixtures (API `abc123`, stage `v1`).
+pub const TEST_ISSUER: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/v1";
+
+/// The `kid` of [`TEST_KEY`] (the fuzz corpus's seeds name it).
+pub const TEST_KID: &str = "P7pe5cKX_pR0AI8E0q2kNuHOvjj6IJJCots4z7ZALJo";
+
+/// The signing key of unit tests and fuzz targets: a fixed test key (it signs nothing else), so
+/// that tokens issued by one [`fixed_tokens`] verify with another, in any process.
+pub static TEST_KEY: LazyLock<RingKey> = LazyLock::new(|| {
+    let json = r#"{"keys":[{"kid":"P7pe5cKX_pR0AI8E0q2kNuHOvjj6IJJCots4z7ZALJo","published_at":0,"private_jwk":{"kty":"EC","crv":"P-256","x":"eAx5DzgrI6JZ_lVwHWswe74NWWVba4wD4MoZP8M2Y-g","y":"yeJHemzp7IKHvFSLdvXIGmSyS-mA_ZVapYktd6qifYI","d":"mJIsV36EyQM3xd4p_CQ3UBRhfRpsxSuy17M8j5Vebcs"}}]}"#;
+    KeyRing::parse(json).expect("a valid test key").keys.remove(0)
+});
 
 pub fn token_settings() -> TokenSettings {
-    TokenSettings {
-        issuer: crate::config::DEFAULT_ISSUER.into(),
-        audience: crate::config::DEFAULT_AUDIENCE.into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(604_800),
-    }
+    TokenSettings::new(
+        Issuer::ExecuteApi { region: "us-east-1".into(), url_suffix: "amazonaws.com".into() },
+        crate::config::DEFAULT_AUDIENCE.into(),
+        Duration::from_secs(900),
+        Duration::from_secs(604_800),
+    )
 }
 
-/// Access tokens signed with [`TEST_KEY`] under `kid` `test`.
+/// Access tokens signed with [`TEST_KEY`].
 pub fn fixed_tokens() -> AccessTokens {
-    let key = SigningKey::new("test", TEST_KEY).expect("test key is long enough");
-    AccessTokens::new(Arc::new(SigningKeys::fixed(key, None)), token_settings())
+    let ring = KeyRing { keys: vec![TEST_KEY.clone()] };
+    AccessTokens::new(Arc::new(TokenKeys::fixed(ring, Duration::from_secs(3600))), token_settings())
+        .expect("test settings name the issuer")
 }
 
 /// Status, headers and parsed JSON body of a response.

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Header, Validation};
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::TokenSettings;
+use crate::config::{ConfigError, Issuer, TokenSettings};
 use crate::domain::{FamilyId, TokenHash, UserId};
 use crate::error::ApiError;
-use crate::keys::SigningKeys;
+use crate::keyring::ALGORITHM;
+use crate::token_keys::TokenKeys;
 
 /// The JOSE `typ` of access tokens (RFC 9068), which keeps other JWTs from passing as one.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -21,7 +24,6 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Tolerated clock skew for `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 30;
-const ALGORITHM: Algorithm = Algorithm::HS256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -47,30 +49,67 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
+impl Issuer {
+    /// The `iss` of tokens issued or verified for `req`: `TOKEN_ISSUER`, or the URL of the API
+    /// and stage the request came through (no trailing slash).
+    pub fn of(&self, req: &Request) -> Result<String, ApiError> {
+        let (region, url_suffix) = match self {
+            Issuer::Fixed(url) => return Ok(url.clone()),
+            Issuer::ExecuteApi { region, url_suffix } => (region, url_suffix),
+        };
+        let RequestContext::ApiGatewayV1(context) = req.request_context() else {
+            return Err(ApiError::Internal("not an API Gateway REST request".into()));
+        };
+        // Both come from API Gateway; checked anyway, since they become part of every token.
+        let plain = |part: &Option<String>| {
+            part.clone()
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        };
+        match (plain(&context.apiid), plain(&context.stage)) {
+            (Some(api), Some(stage)) => Ok(format!("https://{api}.execute-api.{region}.{url_suffix}/{stage}")),
+            _ => Err(ApiError::Internal("the request context has no API id or stage".into())),
+        }
+    }
+}
+
 /// Issues and verifies access tokens with the keys from Secrets Manager.
 pub struct AccessTokens {
-    keys: Arc<SigningKeys>,
+    keys: Arc<TokenKeys>,
+    issuer: Issuer,
     settings: TokenSettings,
 }
 
 impl AccessTokens {
-    pub fn new(keys: Arc<SigningKeys>, settings: TokenSettings) -> Self {
-        Self { keys, settings }
+    /// Fails, naming the variable, when the settings do not say who issues tokens.
+    pub fn new(keys: Arc<TokenKeys>, settings: TokenSettings) -> Result<Self, ConfigError> {
+        Ok(Self { keys, issuer: settings.issuer()?.clone(), settings })
     }
 
     pub fn settings(&self) -> &TokenSettings {
         &self.settings
     }
 
-    pub fn keys(&self) -> &SigningKeys {
+    pub fn keys(&self) -> &TokenKeys {
         &self.keys
     }
 
-    /// A signed access token for `user_id`, valid for the configured lifetime from `now`.
-    pub async fn issue(&self, user_id: UserId, email_verified: bool, now: i64) -> Result<String, ApiError> {
-        let key = self.keys.current().await?;
+    /// The `iss` of tokens issued or verified for `req` (see [`Issuer::of`]).
+    pub fn issuer(&self, req: &Request) -> Result<String, ApiError> {
+        self.issuer.of(req)
+    }
+
+    /// A signed access token from `issuer` for `user_id`, valid for the configured lifetime
+    /// from `now`.
+    pub async fn issue(
+        &self,
+        issuer: &str,
+        user_id: UserId,
+        email_verified: bool,
+        now: i64,
+    ) -> Result<String, ApiError> {
+        let signer = self.keys.signer(now).await?;
         let claims = AccessClaims {
-            iss: self.settings.issuer.clone(),
+            iss: issuer.to_owned(),
             aud: self.settings.audience.clone(),
             sub: user_id,
             iat: now,
@@ -80,13 +119,15 @@ impl AccessTokens {
         };
         let mut header = Header::new(ALGORITHM);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| ApiError::Internal(e.into()))
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &signer.encoding).map_err(|e| ApiError::Internal(e.into()))
     }
 
     /// Verifies signature, algorithm, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf` and `iat`, all of
-    /// `exp`, `iss`, `aud` and `sub` being required, and returns the claims.
-    pub async fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, ApiError> {
+    /// `exp`, `iss`, `aud` and `sub` being required, and returns the claims. Only the configured
+    /// algorithm and a key of ours named by `kid` are used: no key or algorithm the token brings
+    /// (`jwk`, `jku`, `x5u`, `x5c`) is looked at.
+    pub async fn verify(&self, issuer: &str, token: &str, now: i64) -> Result<AccessClaims, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidAccessToken("token too long"));
         }
@@ -99,17 +140,17 @@ impl AccessTokens {
             return Err(ApiError::InvalidAccessToken("not an access token"));
         }
         let kid = header.kid.ok_or(ApiError::InvalidAccessToken("no kid"))?;
-        let key = self.keys.for_kid(&kid).await?.ok_or(ApiError::InvalidAccessToken("unknown kid"))?;
+        let key = self.keys.verifier(&kid).await?.ok_or(ApiError::InvalidAccessToken("unknown kid"))?;
 
         let mut validation = Validation::new(ALGORITHM);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_issuer(&[issuer]);
         validation.set_audience(&[&self.settings.audience]);
         // `AccessClaims` already requires these (jsonwebtoken deserializes the claims before it
         // checks this list); the list keeps them required should a field ever become optional.
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
             .map_err(|e| ApiError::InvalidAccessToken(reason(&e)))?
             .claims;
         if claims.iat > now + LEEWAY_SECONDS as i64 {
@@ -277,33 +318,39 @@ pub fn token_pair(access_token: String, settings: &TokenSettings, refresh: &Refr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningKey;
+    use crate::keyring::{KeyRing, RingKey};
+    use crate::token_keys::TokenKeys;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use std::sync::LazyLock;
     use std::time::Duration;
 
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef";
+    const ISS: &str = "https://issuer.test";
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
+    static KEY: LazyLock<RingKey> = LazyLock::new(|| RingKey::generate(0));
 
     fn settings() -> TokenSettings {
-        TokenSettings {
-            issuer: "https://issuer.test".into(),
-            audience: "clients".into(),
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(604_800),
-        }
+        let issuer = Issuer::Fixed(ISS.into());
+        TokenSettings::new(issuer, "clients".into(), Duration::from_secs(900), Duration::from_secs(604_800))
     }
 
     fn tokens() -> AccessTokens {
-        AccessTokens::new(Arc::new(SigningKeys::fixed(SigningKey::new("v2", SECRET).unwrap(), None)), settings())
+        let keys = TokenKeys::fixed(KeyRing { keys: vec![KEY.clone()] }, Duration::from_secs(3600));
+        AccessTokens::new(Arc::new(keys), settings()).unwrap()
     }
 
-    fn forge(header: &Header, claims: &serde_json::Value, secret: &[u8]) -> String {
-        jsonwebtoken::encode(header, claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap()
+    /// The signing key itself: only what a test changes can make a token invalid.
+    fn ours() -> EncodingKey {
+        KEY.signer().unwrap().encoding
+    }
+
+    fn forge(header: &Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
+        jsonwebtoken::encode(header, claims, key).unwrap()
     }
 
     fn header() -> Header {
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".into());
-        header.kid = Some("v2".into());
+        header.kid = Some(KEY.kid.clone());
         header
     }
 
@@ -315,11 +362,14 @@ mod tests {
     async fn given_an_issued_token_when_verifying_then_claims_round_trip() {
         let now = crate::now_epoch();
         let user = UserId::parse(USER).unwrap();
-        let token = tokens().issue(user, true, now).await.unwrap();
-        let claims = tokens().verify(&token, now).await.unwrap();
+        let token = tokens().issue(ISS, user, true, now).await.unwrap();
+        let claims = tokens().verify(ISS, &token, now).await.unwrap();
         assert_eq!((claims.sub, claims.exp - claims.iat, claims.email_verified), (user, 900, true));
         let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!((header.typ.as_deref(), header.kid.as_deref()), (Some("at+jwt"), Some("v2")));
+        assert_eq!(
+            (header.alg, header.typ.as_deref(), header.kid.as_ref()),
+            (Algorithm::ES256, Some("at+jwt"), Some(&KEY.kid))
+        );
     }
 
     #[tokio::test]
@@ -331,50 +381,69 @@ mod tests {
             c.as_object_mut().unwrap().remove(missing);
             // `AccessClaims` requires all four, and jsonwebtoken deserializes the claims before it
             // checks the required-claims list: the type refuses them first.
-            cases.push((format!("missing {missing}"), forge(&header(), &c, SECRET), "malformed"));
+            cases.push((format!("missing {missing}"), forge(&header(), &c, &ours()), "malformed"));
         }
         let mut other_alg = header();
         other_alg.alg = Algorithm::HS384;
-        cases.push(("HS384".into(), forge(&other_alg, &claims(now), SECRET), "unexpected algorithm"));
+        let hmac = EncodingKey::from_secret(b"any-secret-any-secret-any-secret-any-secret");
+        cases.push(("HS384".into(), forge(&other_alg, &claims(now), &hmac), "unexpected algorithm"));
+        // Algorithm confusion: the published public key (its JWK, as a verifier fetches it) as
+        // an HMAC secret.
+        let mut confused = header();
+        confused.alg = Algorithm::HS256;
+        let public = serde_json::to_vec(&KEY.public_jwk()).unwrap();
+        cases.push((
+            "HS256, public key".into(),
+            forge(&confused, &claims(now), &EncodingKey::from_secret(&public)),
+            "unexpected algorithm",
+        ));
+        // A key of the attacker's own, embedded in the header, under our kid or its own.
+        let attacker = RingKey::generate(0);
+        let mut embedded = header();
+        embedded.jwk = Some(attacker.public_jwk());
+        let theirs = attacker.signer().unwrap().encoding;
+        cases.push(("embedded jwk, our kid".into(), forge(&embedded, &claims(now), &theirs), "bad signature"));
+        embedded.kid = Some(attacker.kid.clone());
+        cases.push(("embedded jwk, its kid".into(), forge(&embedded, &claims(now), &theirs), "unknown kid"));
         let mut wrong_typ = header();
         wrong_typ.typ = Some("JWT".into());
-        cases.push(("typ JWT".into(), forge(&wrong_typ, &claims(now), SECRET), "not an access token"));
+        cases.push(("typ JWT".into(), forge(&wrong_typ, &claims(now), &ours()), "not an access token"));
         let mut no_kid = header();
         no_kid.kid = None;
-        cases.push(("no kid".into(), forge(&no_kid, &claims(now), SECRET), "no kid"));
+        cases.push(("no kid".into(), forge(&no_kid, &claims(now), &ours()), "no kid"));
         let mut unknown_kid = header();
         unknown_kid.kid = Some("v1".into());
-        cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), SECRET), "unknown kid"));
-        let other_key = b"another-key-another-key-another-key!!";
-        cases.push(("other key".into(), forge(&header(), &claims(now), other_key), "bad signature"));
+        cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), &ours()), "unknown kid"));
+        let other_key = RingKey::generate(0).signer().unwrap().encoding;
+        cases.push(("other key".into(), forge(&header(), &claims(now), &other_key), "bad signature"));
         let mut expired = claims(now - 3600);
         expired["iat"] = (now - 3600).into();
-        cases.push(("expired".into(), forge(&header(), &expired, SECRET), "expired"));
+        cases.push(("expired".into(), forge(&header(), &expired, &ours()), "expired"));
         let mut not_yet = claims(now);
         not_yet["nbf"] = (now + 600).into();
-        cases.push(("nbf in future".into(), forge(&header(), &not_yet, SECRET), "not yet valid"));
+        cases.push(("nbf in future".into(), forge(&header(), &not_yet, &ours()), "not yet valid"));
         let mut future = claims(now);
         future["iat"] = (now + 600).into();
-        cases.push(("iat in future".into(), forge(&header(), &future, SECRET), "issued in the future"));
+        cases.push(("iat in future".into(), forge(&header(), &future, &ours()), "issued in the future"));
         let mut wrong_iss = claims(now);
         wrong_iss["iss"] = "https://elsewhere.test".into();
-        cases.push(("wrong iss".into(), forge(&header(), &wrong_iss, SECRET), "wrong issuer"));
+        cases.push(("wrong iss".into(), forge(&header(), &wrong_iss, &ours()), "wrong issuer"));
         let mut wrong_aud = claims(now);
         wrong_aud["aud"] = "someone-else".into();
-        cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, SECRET), "wrong audience"));
+        cases.push(("wrong aud".into(), forge(&header(), &wrong_aud, &ours()), "wrong audience"));
         let mut empty_sub = claims(now);
         empty_sub["sub"] = "".into();
-        cases.push(("empty sub".into(), forge(&header(), &empty_sub, SECRET), "malformed"));
+        cases.push(("empty sub".into(), forge(&header(), &empty_sub, &ours()), "malformed"));
         let mut not_a_user = claims(now);
         not_a_user["sub"] = "user-1".into();
-        cases.push(("sub not a user id".into(), forge(&header(), &not_a_user, SECRET), "malformed"));
+        cases.push(("sub not a user id".into(), forge(&header(), &not_a_user, &ours()), "malformed"));
         let mut sub_number = claims(now);
         sub_number["sub"] = 7.into();
-        cases.push(("sub a number".into(), forge(&header(), &sub_number, SECRET), "malformed"));
+        cases.push(("sub a number".into(), forge(&header(), &sub_number, &ours()), "malformed"));
         cases.push(("garbage".into(), "not.a.jwt".into(), "malformed header"));
         cases.push(("huge".into(), "a".repeat(MAX_TOKEN_BYTES + 1), "token too long"));
         for (name, token, reason) in cases {
-            let result = tokens().verify(&token, now).await;
+            let result = tokens().verify(ISS, &token, now).await;
             assert!(matches!(result, Err(ApiError::InvalidAccessToken(r)) if r == reason), "{name}: {result:?}");
         }
     }
@@ -386,13 +455,13 @@ mod tests {
         let ahead = |seconds: i64| {
             let mut c = claims(now);
             c["iat"] = (now + seconds).into();
-            forge(&header(), &c, SECRET)
+            forge(&header(), &c, &ours())
         };
         let leeway = LEEWAY_SECONDS as i64;
 
         // WHEN verified now
-        let at_leeway = tokens().verify(&ahead(leeway), now).await;
-        let beyond = tokens().verify(&ahead(leeway + 1), now).await;
+        let at_leeway = tokens().verify(ISS, &ahead(leeway), now).await;
+        let beyond = tokens().verify(ISS, &ahead(leeway + 1), now).await;
 
         // THEN the skew the leeway allows passes, one second more is refused
         assert!(at_leeway.is_ok(), "{at_leeway:?}");
@@ -408,7 +477,7 @@ mod tests {
             for pad in (len * 3 / 4).saturating_sub(300).. {
                 let mut padded = claims(now);
                 padded["pad"] = "p".repeat(pad).into();
-                let token = forge(&header, &padded, SECRET);
+                let token = forge(&header, &padded, &ours());
                 match token.len().cmp(&len) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => return token,
@@ -425,8 +494,8 @@ mod tests {
         let at_limit = valid_token_of(8192, now);
         let over = valid_token_of(8193, now);
 
-        assert_eq!(tokens().verify(&at_limit, now).await.unwrap().sub.to_string(), USER);
-        let refused = tokens().verify(&over, now).await;
+        assert_eq!(tokens().verify(ISS, &at_limit, now).await.unwrap().sub.to_string(), USER);
+        let refused = tokens().verify(ISS, &over, now).await;
         assert!(matches!(refused, Err(ApiError::InvalidAccessToken("token too long"))), "{refused:?}");
     }
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Number, Value};
-use shared::config::TokenSettings;
+use shared::config::{Issuer, TokenSettings};
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword, UserId};
 use shared::http::JsonFields;
-use shared::keys::{SigningKey, SigningKeys};
+use shared::keyring::{KeyRing, RingKey};
+use shared::token_keys::TokenKeys;
 use shared::tokens::{AccessTokens, Family, RefreshToken, MAX_TOKEN_BYTES};
 use shared::ApiError;
 
@@ -53,15 +54,13 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+const ISS: &str = "https://issuer.test";
+
 fn tokens() -> AccessTokens {
-    let key = SigningKey::new("test", b"property-test-signing-key-0123456789abcdef").unwrap();
-    let settings = TokenSettings {
-        issuer: "https://issuer.test".into(),
-        audience: "clients".into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(604_800),
-    };
-    AccessTokens::new(Arc::new(SigningKeys::fixed(key, None)), settings)
+    let ring = KeyRing { keys: vec![RingKey::generate(0)] };
+    let issuer = Issuer::Fixed(ISS.into());
+    let settings = TokenSettings::new(issuer, "clients".into(), Duration::from_secs(900), Duration::from_secs(604_800));
+    AccessTokens::new(Arc::new(TokenKeys::fixed(ring, Duration::from_secs(3600))), settings).expect("an issuer")
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -196,8 +195,8 @@ proptest! {
         let tokens = tokens();
         let now = shared::now_epoch();
         let claims = block_on(async {
-            let token = tokens.issue(sub, verified, now - age).await.unwrap();
-            tokens.verify(&token, now).await
+            let token = tokens.issue(ISS, sub, verified, now - age).await.unwrap();
+            tokens.verify(ISS, &token, now).await
         })
         .unwrap();
         prop_assert_eq!(claims.sub, sub);
@@ -213,7 +212,7 @@ proptest! {
             Just("a".repeat(MAX_TOKEN_BYTES + 1)),
         ],
     ) {
-        let result = block_on(tokens().verify(&raw, 1_800_000_000));
+        let result = block_on(tokens().verify(ISS, &raw, 1_800_000_000));
         prop_assert!(matches!(result, Err(ApiError::InvalidAccessToken(_))), "{:?}", result);
     }
 }

@@ -26,6 +26,7 @@ use std::time::Instant;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -285,7 +286,7 @@ pub fn iam_endpoint() -> String {
 pub struct FunctionEnv {
     pub env: BTreeMap<String, String>,
     pub config: Config,
-    clients: Clients,
+    pub clients: Clients,
 }
 
 impl FunctionEnv {
@@ -319,7 +320,7 @@ pub struct Stack {
     pub stack: localdev::LocalStack,
     pub resources: localdev::StackResources,
     pub table: String,
-    /// The signing key's secret, as the functions name it (its ARN).
+    /// The signing key ring's secret, as the functions name it (its ARN).
     pub secret_id: String,
     /// DynamoDB and Secrets Manager calls made by the functions (not by the test's own clients).
     pub dynamodb_calls: CallCounter,
@@ -329,6 +330,7 @@ pub struct Stack {
     pub refresh: Service<refresh::Deps>,
     pub get_user: Service<get_user::Deps>,
     pub health: Service<health::Deps>,
+    pub jwks: Service<jwks::Deps>,
     pub logout: Service<logout::Deps>,
     pub logout_all: Service<logout_all::Deps>,
     pub email_verify: Service<email_verify::Deps>,
@@ -356,8 +358,19 @@ pub struct Proxies {
 }
 
 impl Stack {
+    /// A stack as a deployment leaves it: the key ring's first rotation has run.
     pub async fn new() -> Self {
         Self::with_env(&[]).await
+    }
+
+    /// A stack before the first rotation of its key ring (empty ring, empty JWKS).
+    pub async fn unrotated() -> Self {
+        Self::unrotated_with_env(&[]).await
+    }
+
+    /// [`Stack::unrotated`], with extra environment variables.
+    pub async fn unrotated_with_env(vars: &[(&str, &str)]) -> Self {
+        Self::build_with(vars, None, iam_endpoint(), false).await
     }
 
     /// A stack whose functions see these extra environment variables (as the template would set them).
@@ -368,7 +381,7 @@ impl Stack {
     /// A stack whose functions' calls go through the IAM check at `iam` instead of the suite's
     /// (a [`private_iam_check`], for tests that expect denials), with extra environment variables.
     pub async fn with_iam_endpoint(iam: &str, vars: &[(&str, &str)]) -> Self {
-        Self::build_with(vars, None, iam.to_owned()).await
+        Self::build_with(vars, None, iam.to_owned(), true).await
     }
 
     /// A stack whose functions reach AWS through fault-injecting proxies (in front of the IAM
@@ -381,10 +394,10 @@ impl Stack {
     }
 
     async fn build(vars: &[(&str, &str)], proxies: Option<Proxies>) -> Self {
-        Self::build_with(vars, proxies, iam_endpoint()).await
+        Self::build_with(vars, proxies, iam_endpoint(), true).await
     }
 
-    async fn build_with(vars: &[(&str, &str)], proxies: Option<Proxies>, iam: String) -> Self {
+    async fn build_with(vars: &[(&str, &str)], proxies: Option<Proxies>, iam: String, rotated: bool) -> Self {
         let dynamodb = dynamodb();
         let secrets = secrets_manager();
         let template = template();
@@ -416,14 +429,14 @@ impl Stack {
             functions.insert(function.logical_id, function_env);
         }
         let table = resources.reference("AuthTable").expect("the template declares AuthTable").to_owned();
-        let secret_id =
-            resources.reference("SigningKeySecret").expect("the template declares SigningKeySecret").to_owned();
-        Self {
+        let secret_id = resources.reference("KeyRingSecret").expect("the template declares KeyRingSecret").to_owned();
+        let stack = Self {
             register: functions["RegisterFunction"].service(),
             login: functions["LoginFunction"].service(),
             refresh: functions["RefreshFunction"].service(),
             get_user: functions["GetUserFunction"].service(),
             health: functions["HealthFunction"].service(),
+            jwks: functions["JwksFunction"].service(),
             logout: functions["LogoutFunction"].service(),
             logout_all: functions["LogoutAllFunction"].service(),
             email_verify: functions["EmailVerifyFunction"].service(),
@@ -455,7 +468,78 @@ impl Stack {
             secret_id,
             functions,
             proxies,
+        };
+        if rotated {
+            // As the template's rotation schedule does right after the stack is created.
+            stack.rotate(shared::now_epoch()).await;
+            stack.dynamodb_calls.take();
+            stack.secrets_calls.take();
         }
+        stack
+    }
+
+    /// The key the signers use now, read from the private ring (what a thief of the ring would
+    /// hold): for tokens with chosen claims.
+    pub async fn signing_key(&self) -> shared::keyring::RingKey {
+        let value = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .expect("the key ring");
+        let ring = shared::keyring::KeyRing::parse(value.secret_string().expect("a JSON ring")).expect("a valid ring");
+        let delay = self.function("LoginFunction").config.key_ring.signing_delay;
+        ring.signing_key(shared::now_epoch(), delay).expect("a rotated stack has a key").clone()
+    }
+
+    /// An access token with these claims, signed as the signers sign (`ES256`, `at+jwt`, `kid`).
+    pub async fn sign(&self, claims: &Value) -> String {
+        let key = self.signing_key().await;
+        let mut header = jsonwebtoken::Header::new(shared::keyring::ALGORITHM);
+        header.typ = Some(shared::tokens::ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.signer().expect("a valid key").encoding).expect("a signed token")
+    }
+
+    /// Puts a new `AWSCURRENT` value into one of the stack's secrets, as an operator's
+    /// PutSecretValue does. moto (5.x) also leaves `AWSCURRENT` on the version a rotation
+    /// promoted with UpdateSecretVersionStage; the label is taken off it here, as AWS would have.
+    pub async fn put_secret(&self, logical_id: &str, value: &str) {
+        let id = self.resources.reference(logical_id).expect("a secret of the template");
+        let current = |secret: aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput| {
+            let stages = secret.version_ids_to_stages.unwrap_or_default();
+            stages.into_iter().filter(|(_, s)| s.iter().any(|s| s == "AWSCURRENT")).map(|(v, _)| v).collect::<Vec<_>>()
+        };
+        let before = current(self.secrets.describe_secret().secret_id(id).send().await.expect("the secret"));
+        let put =
+            self.secrets.put_secret_value().secret_id(id).secret_string(value).send().await.expect("a new version");
+        let new = put.version_id().expect("a version id");
+        let after = current(self.secrets.describe_secret().secret_id(id).send().await.expect("the secret"));
+        for stale in after.iter().filter(|v| *v != new && before.contains(v)) {
+            let stage = self.secrets.update_secret_version_stage().secret_id(id).version_stage("AWSCURRENT");
+            stage.move_to_version_id(new).remove_from_version_id(stale).send().await.expect("moving AWSCURRENT");
+        }
+    }
+
+    /// The fixture of rotation step `step` for this stack's ring and the rotation's `token`.
+    pub fn rotation_step(&self, step: &str, token: &str) -> SecretsManagerSecretRotationEvent {
+        let mut event = event_json(&format!("rotate-signing-key.{step}.json"));
+        event["SecretId"] = self.secret_id.clone().into();
+        event["ClientRequestToken"] = token.into();
+        serde_json::from_value(event).expect("a rotation event")
+    }
+
+    /// One rotation of the key ring at `now`, as Secrets Manager runs it: the four steps in
+    /// order, under one token (returned).
+    pub async fn rotate(&self, now: i64) -> String {
+        let token = uuid::Uuid::new_v4().to_string();
+        for step in localdev::rotation::STEPS {
+            let event = self.rotation_step(step, &token);
+            self.rotate_signing_key.step(&event, now).await.unwrap_or_else(|e| panic!("rotation, {step}: {e}"));
+        }
+        token
     }
 
     /// A function's environment, configuration and clients, by logical id.
@@ -498,6 +582,7 @@ impl Stack {
             Some("/refresh") => Box::pin(self.refresh.call(request)),
             Some("/users/{id}") => Box::pin(self.get_user.call(request)),
             Some("/health") => Box::pin(self.health.call(request)),
+            Some("/.well-known/jwks.json" | "/.well-known/openid-configuration") => Box::pin(self.jwks.call(request)),
             Some("/logout") => Box::pin(self.logout.call(request)),
             Some("/logout/all") => Box::pin(self.logout_all.call(request)),
             other => panic!("no function serves {other:?}"),

@@ -1,6 +1,7 @@
 //! Every row of the HTTP contract, against DynamoDB Local and moto.
 
 use serde_json::json;
+use shared::testing::TEST_ISSUER;
 use tests::{assert_problem, error_fields, parts, Stack, PASSWORD};
 
 // ---- POST /register -------------------------------------------------------------------------
@@ -277,20 +278,15 @@ async fn given_missing_or_invalid_tokens_when_reading_then_401_with_a_challenge(
 async fn given_an_expired_token_signed_with_the_real_key_when_reading_then_401() {
     let stack = Stack::new().await;
     let ada = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    let secret = stack.secrets.get_secret_value().secret_id(&stack.secret_id).send().await.unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.typ = Some("at+jwt".into());
-    header.kid = secret.version_id().map(str::to_owned);
     let now = shared::now_epoch();
-    let claims = json!({"iss": "serverless-auth", "aud": "serverless-auth", "sub": ada["id"], "iat": now - 2000, "exp": now - 1000, "jti": "x"});
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.secret_string().unwrap().as_bytes());
-    let expired = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let claims = json!({"iss": TEST_ISSUER, "aud": "serverless-auth", "sub": ada["id"], "iat": now - 2000, "exp": now - 1000, "jti": "x"});
+    let expired = stack.sign(&claims).await;
     let (headers, _) = assert_problem(stack.get_user("me", Some(&expired)).await, 401);
     assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
 
     // The same token, still valid, passes: the failure above is the expiry alone.
-    let fresh = json!({"iss": "serverless-auth", "aud": "serverless-auth", "sub": ada["id"], "iat": now, "exp": now + 60, "jti": "y"});
-    let fresh = jsonwebtoken::encode(&header, &fresh, &key).unwrap();
+    let fresh = json!({"iss": TEST_ISSUER, "aud": "serverless-auth", "sub": ada["id"], "iat": now, "exp": now + 60, "jti": "y"});
+    let fresh = stack.sign(&fresh).await;
     assert_eq!(parts(stack.get_user("me", Some(&fresh)).await).0, 200);
 }
 
@@ -311,7 +307,7 @@ async fn given_the_happy_path_then_each_function_makes_the_fewest_calls() {
         (3, 2),
         "login: reserve the attempt while reading the credentials, then the session's transaction"
     );
-    assert_eq!(stack.secrets_calls.take(), 2, "cold: the current signing key and the throttle key");
+    assert_eq!(stack.secrets_calls.take(), 2, "cold: the key ring and the throttle key");
     stack.login_user("ada@example.com", PASSWORD).await;
     assert_eq!((stack.dynamodb_calls.take_round_trips(), stack.secrets_calls.take()), ((3, 2), 0), "warm login");
 
@@ -338,7 +334,7 @@ async fn given_a_healthy_stack_when_checking_health_then_200_and_one_pair_of_che
     let (status, headers, body) = parts(stack.send(&tests::event_json("health.json")).await);
     assert_eq!((status, body), (200, json!({"status": "ok", "checks": {"table": "ok", "signing_key": "ok"}})));
     assert_eq!(headers["cache-control"], "no-store");
-    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 1), "DescribeTable, DescribeSecret");
+    assert_eq!((stack.dynamodb_calls.take(), stack.secrets_calls.take()), (1, 1), "DescribeTable, the JWKS");
     for _ in 0..5 {
         assert_eq!(parts(stack.send(&tests::event_json("health.json")).await).0, 200);
     }
@@ -346,10 +342,19 @@ async fn given_a_healthy_stack_when_checking_health_then_200_and_one_pair_of_che
 }
 
 #[tokio::test]
-async fn given_a_missing_table_or_a_secret_scheduled_for_deletion_when_checking_health_then_503_marks_it() {
-    let stack = Stack::new().await;
-    stack.secrets.delete_secret().secret_id(&stack.secret_id).recovery_window_in_days(7).send().await.unwrap();
-    let mut stack = stack;
+async fn given_no_key_yet_a_jwks_scheduled_for_deletion_or_a_missing_table_when_checking_health_then_503_marks_it() {
+    // GIVEN a stack whose key ring's first rotation has not run: nothing can be signed yet
+    let mut stack = Stack::unrotated().await;
+    let (headers, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
+    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(problem["checks"], json!({"table": "ok", "signing_key": "unavailable"}));
+
+    // WHEN it rotates, THEN it is healthy; WHEN the JWKS is scheduled for deletion, THEN not
+    stack.rotate(shared::now_epoch()).await;
+    stack.health = stack.fresh("HealthFunction");
+    assert_eq!(parts(stack.send(&tests::event_json("health.json")).await).0, 200);
+    let jwks = stack.resources.reference("JwksSecret").unwrap().to_owned();
+    stack.secrets.delete_secret().secret_id(jwks).recovery_window_in_days(7).send().await.unwrap();
     stack.health = stack.fresh("HealthFunction");
     let (headers, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
     assert_eq!(headers["retry-after"], "30");

@@ -4,6 +4,8 @@
 //!   E2E_LAMBDA_URL  the runtime emulator's invoke endpoint, e.g. http://127.0.0.1:9100
 //!   E2E_API_URL     the local API, e.g. http://127.0.0.1:3100
 //!   E2E_API_KEY     the API key the local API accepts
+//!   E2E_STACK       the local stack's name (to rotate its key ring)
+//!   E2E_PYTHON      a Python with PyJWT and `cryptography` (the tools' venv)
 //! Run alone they fail with a message saying so, rather than passing without testing anything.
 
 use std::collections::BTreeMap;
@@ -76,6 +78,7 @@ async fn invoke(event: &Value) -> (u16, Value) {
         "/refresh" => "refresh",
         "/users/{id}" => "get-user",
         "/health" => "health",
+        "/.well-known/jwks.json" | "/.well-known/openid-configuration" => "jwks",
         "/logout" => "logout",
         "/logout/all" => "logout-all",
         "/email/verify" => "email-verify",
@@ -128,6 +131,8 @@ async fn every_event_fixture_returns_its_expected_status_under_the_lambda_runtim
         ("get-user.no-token.json", 401),
         ("get-user.bad-token.json", 401),
         ("health.json", 200),
+        ("jwks.json", 200),
+        ("openid-configuration.json", 200),
         // The login's family, rotated by refresh.json: its first token is within the grace window.
         ("logout.json", 204),
         ("logout.invalid.json", 422),
@@ -317,4 +322,99 @@ async fn the_local_api_throttles_a_route_beyond_its_burst_with_429_problems() {
     assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
     // Let the bucket refill for whatever runs next.
     tokio::time::sleep(Duration::from_secs(4)).await;
+}
+
+/// What a third party's verifier (`tests/third_party/verify_with_pyjwt.py`: PyJWT, given only the
+/// issuer URL and the audience) makes of each token: `{"sub": …}` or `{"error": …}`.
+async fn verify_with_pyjwt(issuer: &str, tokens: &[&str]) -> Vec<Value> {
+    use tokio::io::AsyncWriteExt;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/verify_with_pyjwt.py");
+    let mut child = tokio::process::Command::new(env("E2E_PYTHON"))
+        .arg(script)
+        .args([issuer, "serverless-auth"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tools' Python");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(json!(tokens).to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the PyJWT verifier failed: {stderr}");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// `localdev rotate`: the key ring's rotation now, as Secrets Manager runs it.
+async fn rotate_key_ring() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = tokio::process::Command::new(root.join("target/debug/localdev"))
+        .current_dir(&root)
+        .args(["rotate", "--stack", &env("E2E_STACK"), "--invoke-url", &env("E2E_LAMBDA_URL")])
+        .status()
+        .await
+        .expect("localdev");
+    assert!(status.success(), "localdev rotate failed");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run through `make test`"]
+async fn a_third_party_verifies_tokens_from_the_published_keys_alone_before_and_after_a_rotation() {
+    // GIVEN the discovery document and the JWKS, fetched as a verifier does: no API key
+    let api = env("E2E_API_URL");
+    let discovery = call("GET", &format!("{api}/.well-known/openid-configuration"), &[], None).await;
+    assert_eq!(discovery.status, 200, "{}", discovery.body);
+    let expected = json!({
+        "issuer": api,
+        "jwks_uri": format!("{api}/.well-known/jwks.json"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    });
+    assert_eq!(discovery.body, expected);
+    let jwks = call("GET", &format!("{api}/.well-known/jwks.json"), &[], None).await;
+    assert_eq!(jwks.status, 200, "{}", jwks.body);
+    assert_eq!(jwks.headers["cache-control"], "public, max-age=3600");
+    assert_eq!(jwks.headers["access-control-allow-origin"], "*");
+    let published = jwks.body["keys"].as_array().unwrap().len();
+    assert!(published >= 1 && jwks.body["keys"].as_array().unwrap().iter().all(|k| k.get("d").is_none()));
+
+    // AND a user's access token, and the same token with one signature byte changed
+    let key = env("E2E_API_KEY");
+    let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
+    let email = format!("pyjwt-{}@example.com", uuid::Uuid::new_v4().simple());
+    let password = "a long and unusual passphrase";
+    let credentials = json!({"email": email, "password": password});
+    let mut signup = credentials.clone();
+    signup["name"] = "PyJWT".into();
+    let register = call("POST", &format!("{api}/register"), &headers, Some(signup.to_string())).await;
+    assert_eq!(register.status, 201, "{}", register.body);
+    let token = mailed_token(&email, "Verify your email address").await;
+    let verify = json!({"token": token}).to_string();
+    assert_eq!(call("POST", &format!("{api}/email/verify"), &headers, Some(verify)).await.status, 200);
+    let login = call("POST", &format!("{api}/login"), &headers, Some(credentials.to_string())).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let access = login.body["access_token"].as_str().unwrap().to_owned();
+    let tampered = {
+        let (signed, signature) = access.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        format!("{signed}.{flipped}{}", &signature[1..])
+    };
+    let sub = register.body["id"].clone();
+
+    // WHEN PyJWT verifies them; THEN the genuine token passes and the altered one does not
+    let results = verify_with_pyjwt(&api, &[&access, &tampered]).await;
+    assert_eq!(results, [json!({"sub": sub}), json!({"error": "InvalidSignatureError"})]);
+
+    // WHEN the key ring rotates; THEN tokens signed before and after verify, and new tokens
+    // still use the key published for JwksMaxAge (the new one waits that long, plus the JWKS
+    // route's own cache lifetime, before it signs)
+    rotate_key_ring().await;
+    let again = call("POST", &format!("{api}/login"), &headers, Some(credentials.to_string())).await;
+    let after = again.body["access_token"].as_str().unwrap().to_owned();
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    assert_eq!(kid(&after), kid(&access), "a key signs only once published for JwksMaxAge");
+    let results = verify_with_pyjwt(&api, &[&access, &after]).await;
+    assert_eq!(results, [json!({"sub": sub}), json!({"sub": sub})]);
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
+use shared::keyring::KeyRing;
 use shared::lambda::Function;
 use tests::faults::{Fault, GET_ITEM, GET_SECRET_VALUE, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
 use tests::{assert_problem, parts, Stack, PASSWORD};
@@ -428,7 +429,7 @@ async fn given_secrets_manager_down_at_cold_start_when_invoked_then_503_and_reco
     stack.login = stack.fresh("LoginFunction");
     stack.get_user = stack.fresh("GetUserFunction");
     tokio::join!(stack.login.function().warm(), stack.get_user.function().warm());
-    // Login reads the signing key and the throttle key, get-user the signing key.
+    // Login reads the key ring and the throttle key, get-user the public JWKS.
     assert_eq!(stack.secrets_proxy().count(GET_SECRET_VALUE), 3 * MAX_ATTEMPTS);
 
     assert_unavailable(login(&stack, PASSWORD).await);
@@ -466,22 +467,38 @@ async fn given_a_warm_function_when_secrets_manager_goes_down_then_the_cached_ke
 }
 
 #[tokio::test]
-async fn given_secrets_manager_failing_while_the_previous_key_is_read_then_503_not_a_401_that_logs_out() {
-    // GIVEN a token signed with the key that a rotation has just labelled AWSPREVIOUS
+async fn given_secrets_manager_failing_while_an_unknown_kid_is_looked_up_then_503_not_a_401_that_logs_out() {
+    // GIVEN a warm get-user that knows the first key only
     let mut stack = Stack::with_proxies(&[]).await;
     stack.register_user(EMAIL, PASSWORD, "Ada").await;
-    let access = token(&stack.login_user(EMAIL, PASSWORD).await, "access_token").to_owned();
-    let rotated: String = "r".repeat(64);
-    stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(rotated).send().await.unwrap();
-    // AND a new get-user instance that has read only the current key
-    stack.get_user = stack.fresh("GetUserFunction");
     stack.get_user.function().warm().await;
+    // AND the first key removed in an emergency after a rotation (SECURITY.md), so that a new
+    // login instance signs with the second key at once
+    stack.rotate(shared::now_epoch()).await;
+    let first = stack.signing_key().await.kid;
+    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap().without(&first);
+    for (id, value) in [("KeyRingSecret", ring.to_json()), ("JwksSecret", serde_json::to_string(&ring.jwks()).unwrap())]
+    {
+        stack.put_secret(id, &value).await;
+    }
+    stack.login = stack.fresh("LoginFunction");
+    let access = token(&stack.login_user(EMAIL, PASSWORD).await, "access_token").to_owned();
+    assert_ne!(jsonwebtoken::decode_header(&access).unwrap().kid.unwrap(), first);
 
-    // WHEN every attempt of its AWSPREVIOUS read fails
+    // WHEN every attempt of get-user's read of the JWKS fails
     stack.secrets_proxy().inject(Fault::ServerError(503).on(GET_SECRET_VALUE).times(MAX_ATTEMPTS));
 
-    // THEN the token is not taken for unknown: 503 with Retry-After, and once Secrets Manager
-    // answers again the same token verifies
+    // THEN the token is not taken for unknown: 503 with Retry-After, also while the function
+    // waits before its next read; and once it reads again the same token verifies
     assert_unavailable(stack.get_user("me", Some(&access)).await);
+    assert_unavailable(stack.get_user("me", Some(&access)).await);
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_success(stack.get_user("me", Some(&access)).await, 200);
+}
+
+/// The `AWSCURRENT` value of a secret of the stack's.
+async fn current(stack: &Stack, logical_id: &str) -> String {
+    let id = stack.resources.reference(logical_id).unwrap();
+    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
+    value.secret_string().unwrap().to_owned()
 }

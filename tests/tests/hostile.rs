@@ -23,8 +23,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use shared::keyring::RingKey;
 use shared::mail::MailToken;
-use shared::testing::request_from;
+use shared::testing::{request_from, TEST_ISSUER};
 use tests::{event_json, parts, unique_email, Stack, PASSWORD};
 
 const MIB: usize = 1024 * 1024;
@@ -180,8 +181,10 @@ fn garbage(len: usize) -> Vec<u8> {
     bytes
 }
 
-/// A key that is not the signing key, for forged tokens.
-const FORGED_KEY: &[u8] = b"not-the-signing-key-not-the-signing-key";
+/// A P-256 key that is not the signing key, for forged tokens.
+fn forged_key() -> EncodingKey {
+    RingKey::generate(0).signer().unwrap().encoding
+}
 
 /// A JWT segment: JSON, base64url without padding.
 fn encode_json(value: &Value) -> String {
@@ -227,9 +230,11 @@ struct Setup {
     /// Hostile requests carrying Alice's tokens must not use them.
     alice: Caller,
     bob: Caller,
-    /// The real signing key and its `kid`, for forged tokens.
-    key: Vec<u8>,
+    /// The real signing key (from the private ring) and its `kid`, for forged tokens.
+    key: EncodingKey,
     kid: String,
+    /// The published public key, as an attacker would misuse it (an HMAC secret).
+    public_jwk: String,
 }
 
 const ALICE: &str = "alice@example.com";
@@ -243,12 +248,13 @@ async fn setup(stack: &Stack) -> Setup {
 async fn setup_as(stack: &Stack, alice: &str, bob: &str) -> Setup {
     let alice = Caller::new(stack, alice, PASSWORD, "Alice").await;
     let bob = Caller::new(stack, bob, BOB_PASSWORD, "Bob").await;
-    let secret = stack.secrets.get_secret_value().secret_id(&stack.secret_id).send().await.unwrap();
+    let key = stack.signing_key().await;
     Setup {
         alice,
         bob,
-        key: secret.secret_string().unwrap().as_bytes().to_vec(),
-        kid: secret.version_id().unwrap().to_owned(),
+        key: key.signer().unwrap().encoding,
+        kid: key.kid.clone(),
+        public_jwk: serde_json::to_string(&key.public_jwk()).unwrap(),
     }
 }
 
@@ -276,19 +282,19 @@ impl Setup {
 
     fn claims(&self, sub: &str) -> Value {
         let now = shared::now_epoch();
-        json!({"iss": "serverless-auth", "aud": "serverless-auth", "sub": sub, "iat": now, "exp": now + 600, "jti": "hostile"})
+        json!({"iss": TEST_ISSUER, "aud": "serverless-auth", "sub": sub, "iat": now, "exp": now + 600, "jti": "hostile"})
     }
 
     /// The header of a genuine access token.
     fn header(&self) -> Header {
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".into());
         header.kid = Some(self.kid.clone());
         header
     }
 
-    fn sign(&self, claims: &Value, key: &[u8]) -> String {
-        jsonwebtoken::encode(&self.header(), claims, &EncodingKey::from_secret(key)).unwrap()
+    fn sign(&self, claims: &Value, key: &EncodingKey) -> String {
+        jsonwebtoken::encode(&self.header(), claims, key).unwrap()
     }
 }
 
@@ -744,9 +750,12 @@ fn forged_credentials(setup: &Setup, caller: &Caller) -> Vec<(&'static str, Opti
     let with_header = |edit: &dyn Fn(&mut Header)| {
         let mut header = setup.header();
         edit(&mut header);
-        let key = EncodingKey::from_secret(&setup.key);
-        bearer(&jsonwebtoken::encode(&header, &setup.claims(&caller.id), &key).unwrap())
+        bearer(&jsonwebtoken::encode(&header, &setup.claims(&caller.id), &setup.key).unwrap())
     };
+    let mut confused = setup.header();
+    confused.alg = Algorithm::HS256;
+    let hmac_with_public_key = EncodingKey::from_secret(setup.public_jwk.as_bytes());
+    let confused = jsonwebtoken::encode(&confused, &setup.claims(&caller.id), &hmac_with_public_key).unwrap();
     let genuine: Vec<&str> = access.split('.').collect();
     let pasted = |claims: &Value| bearer(&format!("{}.{}.{}", genuine[0], encode_json(claims), genuine[2]));
     let bob_signature = setup.bob.access.rsplit('.').next().unwrap();
@@ -772,21 +781,18 @@ fn forged_credentials(setup: &Setup, caller: &Caller) -> Vec<(&'static str, Opti
         ("a non-ASCII token", Some("Bearer t\u{f6}k\u{e9}n".into())),
         ("a 10 KiB token", bearer(&"A".repeat(10 * 1024))),
         ("the refresh token", bearer(&caller.refresh)),
-        ("a token signed with another key", bearer(&setup.sign(&setup.claims(&caller.id), FORGED_KEY))),
+        ("a token signed with another key", bearer(&setup.sign(&setup.claims(&caller.id), &forged_key()))),
         ("an expired token signed with the real key", signed(&expired)),
         ("a genuine token with Bob's claims pasted in", pasted(&setup.claims(&setup.bob.id))),
         ("a genuine token with a later expiry pasted in", pasted(&with_claim("exp", (now + 86_400).into()))),
         ("a genuine token with Bob's signature", bearer(&format!("{}.{}.{bob_signature}", genuine[0], genuine[1]))),
         ("a genuine token without its signature", bearer(&format!("{}.{}.", genuine[0], genuine[1]))),
         ("an unsigned alg none token", bearer(&unsigned)),
-        ("an HS512 token signed with the real key", with_header(&|h| h.alg = Algorithm::HS512)),
+        ("an HS256 token keyed with the published public key", bearer(&confused)),
         ("a token signed with the real key and typ JWT", with_header(&|h| h.typ = Some("JWT".into()))),
         ("a token signed with the real key and no typ", with_header(&|h| h.typ = None)),
         ("a token signed with the real key and no kid", with_header(&|h| h.kid = None)),
-        (
-            "a token signed with the real key and an unknown kid",
-            with_header(&|h| h.kid = Some("../AWSPREVIOUS".into())),
-        ),
+        ("a token signed with the real key and an unknown kid", with_header(&|h| h.kid = Some("../AWSCURRENT".into()))),
         ("a token signed with the real key for another audience", signed(&with_claim("aud", "another-api".into()))),
         (
             "a token signed with the real key by another issuer",

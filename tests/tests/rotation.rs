@@ -2,30 +2,16 @@
 //! check, with the four step events of events/ (Secrets Manager's own rotation needs Lambda, so
 //! the test plays its part: the steps in order, under one token).
 
-use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use localdev::rotation::STEPS;
 use shared::keyring::KeyRing;
-use shared::testing::event_json;
 use tests::Stack;
 
-/// The fixture of `step` for this stack's ring and this rotation's token.
-fn step_event(stack: &Stack, step: &str, token: &str) -> SecretsManagerSecretRotationEvent {
-    let mut event = event_json(&format!("rotate-signing-key.{step}.json"));
-    event["SecretId"] = stack.resources.reference("KeyRingSecret").unwrap().into();
-    event["ClientRequestToken"] = token.into();
-    serde_json::from_value(event).unwrap()
-}
-
 async fn run(stack: &Stack, step: &str, token: &str, now: i64) -> Result<(), String> {
-    stack.rotate_signing_key.step(&step_event(stack, step, token), now).await.map_err(|e| e.to_string())
+    stack.rotate_signing_key.step(&stack.rotation_step(step, token), now).await.map_err(|e| e.to_string())
 }
 
 async fn rotate(stack: &Stack, now: i64) -> String {
-    let token = uuid::Uuid::new_v4().to_string();
-    for step in STEPS {
-        run(stack, step, &token, now).await.unwrap_or_else(|e| panic!("{step}: {e}"));
-    }
-    token
+    stack.rotate(now).await
 }
 
 /// The `AWSCURRENT` value (named: moto answers a request without a stage with the version that
@@ -52,7 +38,7 @@ fn labelled(versions: &[(String, Vec<String>)], label: &str) -> Vec<String> {
 #[tokio::test]
 async fn given_a_new_stack_when_the_four_steps_run_then_the_first_key_is_current_and_published() {
     // GIVEN a stack whose ring is empty, as the template creates it
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     assert!(KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap().keys.is_empty());
 
     // WHEN a rotation runs
@@ -75,7 +61,7 @@ async fn given_a_new_stack_when_the_four_steps_run_then_the_first_key_is_current
 #[tokio::test]
 async fn given_each_step_repeated_when_rotating_then_the_outcome_is_that_of_one_rotation() {
     // GIVEN a stack
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     let token = uuid::Uuid::new_v4().to_string();
 
     // WHEN every step runs twice (Secrets Manager retries a step that timed out)
@@ -96,16 +82,16 @@ async fn given_each_step_repeated_when_rotating_then_the_outcome_is_that_of_one_
 #[tokio::test]
 async fn given_two_rotations_then_both_keys_are_published_and_the_first_stops_signing_when_the_second_may() {
     // GIVEN a stack rotated twice, 100 s apart
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     rotate(&stack, 1_000).await;
     rotate(&stack, 1_100).await;
 
     // THEN the ring has both keys, the first retired once the second has been published for
     // JwksMaxAge, and the JWKS lists both
     let ring = KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap();
-    let max_age = stack.function("RotateSigningKeyFunction").config.key_ring.jwks_max_age;
+    let delay = stack.function("RotateSigningKeyFunction").config.key_ring.signing_delay;
     assert_eq!(ring.keys.len(), 2);
-    assert_eq!(ring.keys[0].retired_at, Some(1_100 + max_age.as_secs() as i64));
+    assert_eq!(ring.keys[0].retired_at, Some(1_100 + delay.as_secs() as i64));
     assert_eq!(ring.keys[1].retired_at, None);
     let jwks = ring.jwks();
     let published: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&secret(&stack, "JwksSecret").await).unwrap();
@@ -115,7 +101,7 @@ async fn given_two_rotations_then_both_keys_are_published_and_the_first_stops_si
 #[tokio::test]
 async fn given_steps_out_of_order_or_for_another_secret_then_they_fail_and_change_nothing() {
     // GIVEN a stack
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     let before = stages(&stack).await;
     let token = uuid::Uuid::new_v4().to_string();
 
@@ -124,7 +110,7 @@ async fn given_steps_out_of_order_or_for_another_secret_then_they_fail_and_chang
         let error = run(&stack, step, &token, 1_000).await.expect_err(step);
         assert!(error.contains("createSecret comes first"), "{step}: {error}");
     }
-    let mut other = step_event(&stack, "createSecret", &token);
+    let mut other = stack.rotation_step("createSecret", &token);
     other.secret_id = stack.resources.reference("MailKeySecret").unwrap().to_owned();
     let error = stack.rotate_signing_key.step(&other, 1_000).await.expect_err("another secret").to_string();
 
@@ -136,7 +122,7 @@ async fn given_steps_out_of_order_or_for_another_secret_then_they_fail_and_chang
 #[tokio::test]
 async fn given_a_ring_that_cannot_be_read_when_rotating_then_create_fails_and_no_key_is_lost() {
     // GIVEN a ring whose current value is damaged
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     let id = stack.resources.reference("KeyRingSecret").unwrap();
     stack.secrets.put_secret_value().secret_id(id).secret_string("{\"keys\":[{\"kid\":\"x\"}]}").send().await.unwrap();
 

@@ -203,7 +203,7 @@ async fn given_every_flow_at_trace_level_under_the_runtime_then_no_secret_is_log
         ("refresh token", first.clone()),
         ("rotated refresh token", second["refresh_token"].as_str().unwrap().to_owned()),
         ("current refresh token", third["refresh_token"].as_str().unwrap().to_owned()),
-        ("signing key", secret("SigningKeySecret").await),
+        ("signing key (private scalar)", stack.signing_key().await.private_jwk.d),
         ("throttle key", secret("ThrottleKeySecret").await),
         ("API key", api_key),
         ("email of a failed login", "ghost@example.com".to_owned()),
@@ -335,7 +335,7 @@ async fn given_the_account_flows_at_trace_level_under_the_runtime_then_no_secret
 async fn given_a_rotation_at_trace_level_under_the_runtime_then_no_private_key_is_logged() {
     // GIVEN the rotation binary under the runtime, at TRACE
     let dir = std::env::var("LOCAL_FUNCTIONS_DIR").map_or_else(|_| repo_root().join("target/debug"), PathBuf::from);
-    let stack = Stack::new().await;
+    let stack = Stack::unrotated().await;
     let mut rotation = Function::start(&stack, "RotateSigningKeyFunction", &dir).await;
 
     // WHEN Secrets Manager's four steps come, in order, twice (two keys)

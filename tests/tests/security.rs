@@ -1,9 +1,15 @@
-//! Refresh-token rotation and reuse detection, signing-key rotation and the registration race.
+//! Refresh-token rotation and reuse detection, signing-key rotation (verifiers across rotations,
+//! the emergency removal) and the registration race.
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::json;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::DecodingKey;
+use serde_json::{json, Value};
+use shared::keyring::KeyRing;
+use shared::services::TokenServices;
+use shared::testing::TEST_ISSUER;
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
 async fn session_item(stack: &Stack) -> std::collections::HashMap<String, AttributeValue> {
@@ -199,40 +205,109 @@ async fn given_50_concurrent_registrations_of_one_email_then_exactly_one_201_and
     assert_eq!(keys.iter().filter(|k| k.starts_with("EMAIL#")).count(), 1, "{keys:?}");
 }
 
-/// Puts a new version of the signing-key secret, as a rotation would.
-async fn rotate_key(stack: &Stack) -> String {
-    let value: String = (0..64).map(|i| char::from(b'a' + (i * 7 + shared::now_epoch() as usize) as u8 % 26)).collect();
-    let output =
-        stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(value).send().await.unwrap();
-    output.version_id().unwrap().to_owned()
-}
-
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
+/// The `AWSCURRENT` value of a secret of the stack's.
+async fn current(stack: &Stack, logical_id: &str) -> String {
+    let id = stack.resources.reference(logical_id).unwrap();
+    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
+    value.secret_string().unwrap().to_owned()
+}
+
+/// A verifier that fetches the JWKS and keeps it for exactly its max-age, never earlier, as a
+/// gateway or another service may: it knows only what was published when it fetched.
+struct CachingVerifier {
+    fetched_at: i64,
+    keys: JwkSet,
+}
+
+impl CachingVerifier {
+    fn verifies(&self, token: &str, now: i64) -> bool {
+        let Some(jwk) = self.keys.find(&kid(token)) else { return false };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_audience(&["serverless-auth"]);
+        validation.set_issuer(&[TEST_ISSUER]);
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation);
+        claims.is_ok_and(|c| c.claims["exp"].as_i64().is_some_and(|exp| now < exp))
+    }
+}
+
+/// The issue's walk: two rotations in quick succession, then one long after. At every step
+/// (simulated time; each rotation is the real rotation function on moto, the signer the
+/// signing functions' own code reading the ring), a token is issued, and every token still
+/// alive must verify for every verifier that fetched the JWKS at any moment within its
+/// max-age, and for the verify-only functions' own key cache.
 #[tokio::test]
-async fn given_a_rotated_signing_key_then_old_tokens_verify_new_ones_use_the_new_kid_and_twice_rotated_fail() {
-    // A zero cache TTL makes every call see the latest secret versions at once.
-    let stack = Stack::with_env(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
-    stack.register_user("ada@example.com", PASSWORD, "Ada").await;
-    let before = stack.login_user("ada@example.com", PASSWORD).await;
-    let old_token = before["access_token"].as_str().unwrap().to_owned();
+async fn given_two_rotations_when_verifiers_cache_the_jwks_for_its_max_age_then_no_live_token_is_refused_and_a_retired_key_disappears(
+) {
+    // GIVEN a stack before its first rotation, whose functions re-read keys on every call
+    let stack = Stack::unrotated_with_env(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
+    let login = stack.function("LoginFunction");
+    let signer = TokenServices::signing(&login.config, &login.clients).unwrap().tokens;
+    let get_user = stack.function("GetUserFunction");
+    let verifier = TokenServices::verifying(&get_user.config, &get_user.clients).unwrap().tokens;
+    let (max_age, ttl) = (login.config.key_ring.jwks_max_age.as_secs() as i64, 900);
+    // With no key cache, a key may sign once published for the JWKS's max-age, no later.
+    assert_eq!(login.config.key_ring.signing_delay.as_secs() as i64, max_age);
+    assert_eq!(login.config.tokens.access_ttl.as_secs() as i64, ttl);
+    let user = shared::domain::UserId::generate();
 
-    let new_version = rotate_key(&stack).await;
-    assert_eq!(parts(stack.get_user("me", Some(&old_token)).await).0, 200, "AWSPREVIOUS still verifies");
-    let after = stack.login_user("ada@example.com", PASSWORD).await;
-    let new_token = after["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(kid(&new_token), new_version);
-    assert_ne!(kid(&new_token), kid(&old_token));
-    assert_eq!(parts(stack.get_user("me", Some(&new_token)).await).0, 200);
-    // Refresh tokens survive a key rotation: they are not signed.
-    assert_eq!(parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).0, 200);
-
-    rotate_key(&stack).await;
-    let (headers, _) = assert_problem(stack.get_user("me", Some(&old_token)).await, 401);
-    assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
-    assert_eq!(parts(stack.get_user("me", Some(&new_token)).await).0, 200, "now AWSPREVIOUS");
+    // WHEN the ring rotates at 0 (its first key), 600 and 1200, and again once the first key's
+    // last token and every cached copy naming it are gone; a step every 300 s
+    let last = 1200 + max_age + ttl + max_age;
+    let rotations = [0, 600, 1200, last];
+    let step = 300;
+    let mut caches: Vec<CachingVerifier> = Vec::new();
+    let mut issued: Vec<(i64, String)> = Vec::new();
+    let mut kids_used = Vec::new();
+    // Simulated time starts at the real clock's now and runs into the future: the library
+    // checks `exp` against the real clock, so no token is ever past it; the walk checks the
+    // simulated expiry itself and only ever verifies tokens alive at the simulated now.
+    let base = shared::now_epoch();
+    for t in (0..=last + step).step_by(step as usize) {
+        let now = base + t;
+        if rotations.contains(&t) {
+            stack.rotate(now).await;
+        }
+        // A verifier fetches now (one per phase), and keeps what it fetched for max-age.
+        let jwks: JwkSet = serde_json::from_str(&current(&stack, "JwksSecret").await).unwrap();
+        caches.retain(|cache| now < cache.fetched_at + max_age);
+        caches.push(CachingVerifier { fetched_at: now, keys: jwks });
+        let token = signer.issue(TEST_ISSUER, user, true, now).await.unwrap();
+        if kids_used.last() != Some(&kid(&token)) {
+            kids_used.push(kid(&token));
+        }
+        issued.push((now, token));
+        issued.retain(|(at, _)| now < at + ttl);
+        // THEN every live token verifies, for every cache and for the functions' verifier
+        for (at, token) in &issued {
+            for cache in &caches {
+                assert!(
+                    cache.verifies(token, now),
+                    "t={now}: a token of t={at} refused by a JWKS fetched at t={}",
+                    cache.fetched_at
+                );
+            }
+            verifier.verify(TEST_ISSUER, token, now).await.unwrap_or_else(|e| panic!("t={now}: token of t={at}: {e}"));
+        }
+    }
+    // AND the tokens were signed by the keys in turn, each new one once published for max-age
+    // (the second key signs for a while before the third takes over; the fourth not yet)
+    assert_eq!(kids_used.len(), 3, "{kids_used:?}");
+    // AND the first and second keys have left the ring and the JWKS at the last rotation (their
+    // last tokens, and every copy of the JWKS a verifier may hold from then, have expired); the
+    // third, which signs, and the new one stay
+    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let published = current(&stack, "JwksSecret").await;
+    for retired in &kids_used[..2] {
+        assert!(ring.find(retired).is_none(), "a retired key is still in the ring");
+        assert!(!published.contains(retired.as_str()), "a retired key is still published");
+    }
+    assert_eq!(ring.keys.len(), 2);
+    assert!(ring.find(&kids_used[2]).is_some());
 }
 
 #[tokio::test]
@@ -278,42 +353,31 @@ async fn given_a_hash_with_weaker_parameters_when_logging_in_then_it_is_upgraded
 #[tokio::test]
 async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_then_its_tokens_stop_within_the_cache_ttl(
 ) {
-    // GIVEN warm functions caching the key for 2 s, and a user holding a token signed with it
+    // GIVEN warm functions caching keys for 2 s, and a user holding a token signed with the key
     let stack = Stack::with_env(&[("KEY_CACHE_TTL_SECONDS", "2")]).await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let before = stack.login_user("ada@example.com", PASSWORD).await;
-    let compromised = stack.secrets.describe_secret().secret_id(&stack.secret_id).send().await.unwrap();
-    let compromised_version = compromised
-        .version_ids_to_stages()
-        .unwrap()
-        .iter()
-        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
-        .map(|(version, _)| version.clone())
-        .unwrap();
+    let compromised = kid(before["access_token"].as_str().unwrap());
     assert_eq!(parts(stack.get_user("me", before["access_token"].as_str()).await).0, 200);
 
-    // WHEN the operator (1) puts a new key: the old one becomes AWSPREVIOUS and still verifies
-    let new_version = rotate_key(&stack).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(parts(stack.get_user("me", before["access_token"].as_str()).await).0, 200);
-    // AND (2) takes the AWSPREVIOUS label off the compromised version
-    stack
-        .secrets
-        .update_secret_version_stage()
-        .secret_id(&stack.secret_id)
-        .version_stage("AWSPREVIOUS")
-        .remove_from_version_id(&compromised_version)
-        .send()
-        .await
-        .unwrap();
+    // WHEN the operator (1) rotates, since the ring holds no other key: a replacement is published
+    stack.rotate(shared::now_epoch()).await;
+    // AND (2) removes the compromised kid from the ring (`jq` and PutSecretValue)
+    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let replacement = ring.keys.iter().find(|key| key.kid != compromised).unwrap().kid.clone();
+    stack.put_secret("KeyRingSecret", &ring.without(&compromised).to_json()).await;
+    // AND (3) rotates again, which publishes the JWKS of what is left (and adds a key)
+    stack.rotate(shared::now_epoch()).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
 
-    // THEN the compromised key's tokens are refused, new logins use the new key, and the user's
-    // session survives: refresh tokens are not signed, so a refresh gets a token with the new key
+    // THEN the compromised key's tokens are refused, signers moved at once to the replacement
+    // (the newest key left that verifiers were shown), and the user's session survives:
+    // refresh tokens are not signed, so a refresh gets a token with the replacement
     let (headers, _) = assert_problem(stack.get_user("me", before["access_token"].as_str()).await, 401);
     assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert!(!current(&stack, "JwksSecret").await.contains(compromised.as_str()));
     let refreshed = parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).2;
-    assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), new_version);
+    assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), replacement);
     assert_eq!(parts(stack.get_user("me", refreshed["access_token"].as_str()).await).0, 200);
 }
 
@@ -323,7 +387,7 @@ async fn put_short_value(stack: &Stack, secret_id: &str) {
 }
 
 #[tokio::test]
-async fn given_a_key_secret_shorter_than_32_bytes_when_logging_in_then_a_generic_500_and_nothing_counted() {
+async fn given_a_short_throttle_key_or_a_damaged_key_ring_when_logging_in_then_a_generic_500_and_nothing_counted() {
     // GIVEN a user, and a throttle-key secret that an operator set to 31 bytes
     let mut stack = Stack::new().await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
@@ -339,10 +403,12 @@ async fn given_a_key_secret_shorter_than_32_bytes_when_logging_in_then_a_generic
     assert!(!problem.to_string().contains("bytes"), "{problem}");
     assert!(!stack.keys().await.iter().any(|k| k.starts_with("FAILURES#")));
 
-    // AND the same for a 31-byte signing key, once the throttle key is long enough again
+    // AND the same for a damaged key ring, once the throttle key is long enough again
     let valid: String = "t".repeat(32);
     stack.secrets.put_secret_value().secret_id(&throttle_secret).secret_string(valid).send().await.unwrap();
-    put_short_value(&stack, &stack.secret_id).await;
+    let mut ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    ring.keys[0].private_jwk.d = ring.keys[0].private_jwk.x.clone();
+    stack.put_secret("KeyRingSecret", &ring.to_json()).await;
     stack.login = stack.fresh("LoginFunction");
     let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
     assert_problem(response, 500);

@@ -5,29 +5,43 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use shared::keyring::{KeyRing, RingKey};
+use shared::testing::TEST_ISSUER;
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
-/// A registered user, a genuine access token and the material an attacker would try to abuse.
+/// A registered user, a genuine access token and the material an attacker would try to abuse
+/// (and, to build control tokens, the real signing key, read from the private ring).
 struct Target {
     stack: Stack,
     user_id: String,
     genuine: String,
     refresh: String,
-    key: Vec<u8>,
+    key: RingKey,
     kid: String,
+    /// The published JWKS, as any client can fetch it.
+    jwks: String,
+}
+
+/// The `AWSCURRENT` value of a secret of the stack's.
+async fn current(stack: &Stack, logical_id: &str) -> String {
+    let id = stack.resources.reference(logical_id).unwrap();
+    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
+    value.secret_string().unwrap().to_owned()
 }
 
 async fn target() -> Target {
     let stack = Stack::new().await;
     let user = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
-    let secret = stack.secrets.get_secret_value().secret_id(&stack.secret_id).send().await.unwrap();
+    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let key = ring.keys[0].clone();
     Target {
         user_id: user["id"].as_str().unwrap().to_owned(),
         genuine: tokens["access_token"].as_str().unwrap().to_owned(),
         refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
-        key: secret.secret_string().unwrap().as_bytes().to_vec(),
-        kid: secret.version_id().unwrap().to_owned(),
+        kid: key.kid.clone(),
+        key,
+        jwks: current(&stack, "JwksSecret").await,
         stack,
     }
 }
@@ -35,11 +49,11 @@ async fn target() -> Target {
 impl Target {
     fn claims(&self) -> Value {
         let now = shared::now_epoch();
-        json!({"iss": "serverless-auth", "aud": "serverless-auth", "sub": self.user_id, "iat": now, "exp": now + 600, "jti": "attack"})
+        json!({"iss": TEST_ISSUER, "aud": "serverless-auth", "sub": self.user_id, "iat": now, "exp": now + 600, "jti": "attack"})
     }
 
     fn header(&self) -> Header {
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".into());
         header.kid = Some(self.kid.clone());
         header
@@ -47,7 +61,14 @@ impl Target {
 
     /// Signs with the real key: only the mutated part can make it invalid.
     fn sign(&self, header: &Header, claims: &Value) -> String {
-        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(&self.key)).unwrap()
+        jsonwebtoken::encode(header, claims, &self.key.signer().unwrap().encoding).unwrap()
+    }
+
+    /// Signs with HMAC-SHA-256 under `key`, claiming `alg: HS256` and our kid.
+    fn hmac(&self, key: &[u8]) -> String {
+        let mut header = self.header();
+        header.alg = Algorithm::HS256;
+        jsonwebtoken::encode(&header, &self.claims(), &EncodingKey::from_secret(key)).unwrap()
     }
 
     fn with_claims(&self, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
@@ -95,23 +116,62 @@ async fn alg_none_is_refused() {
 }
 
 #[tokio::test]
-async fn hs256_signed_with_a_public_value_or_an_empty_key_is_refused() {
+async fn hs256_signed_with_the_public_key_or_another_public_value_is_refused() {
+    // Algorithm confusion: a verifier that took `alg` from the token would check an HMAC made
+    // with the published key as its secret. Every published form of it, and other public values.
     let t = target().await;
-    for key in [b"".as_slice(), t.kid.as_bytes(), b"serverless-auth", t.user_id.as_bytes()] {
-        let token = jsonwebtoken::encode(&t.header(), &t.claims(), &EncodingKey::from_secret(key)).unwrap();
-        t.assert_refused(&token).await;
+    let jwk = t.key.public_jwk();
+    let jwk_json = serde_json::to_string(&jwk).unwrap();
+    let (x, y) = (&t.key.private_jwk.x, &t.key.private_jwk.y);
+    let point = [vec![4u8], URL_SAFE_NO_PAD.decode(x).unwrap(), URL_SAFE_NO_PAD.decode(y).unwrap()].concat();
+    let public_values: [&[u8]; 8] = [
+        t.jwks.as_bytes(),
+        jwk_json.as_bytes(),
+        &point,
+        x.as_bytes(),
+        b"",
+        t.kid.as_bytes(),
+        TEST_ISSUER.as_bytes(),
+        t.user_id.as_bytes(),
+    ];
+    for key in public_values {
+        t.assert_refused(&t.hmac(key)).await;
     }
 }
 
 #[tokio::test]
-async fn rs_es_and_other_algorithm_claims_are_refused() {
+async fn rs_es384_and_other_algorithm_claims_are_refused() {
     let t = target().await;
-    for alg in ["RS256", "ES256", "PS256", "EdDSA", "HS384", "HS512"] {
+    for alg in ["RS256", "ES384", "PS256", "EdDSA", "HS256", "HS384", "HS512"] {
         let header = json!({"alg": alg, "typ": "at+jwt", "kid": t.kid});
         t.assert_refused(&raw_token(&header, &t.claims(), &[7u8; 64])).await;
     }
-    let hs512 = t.with_header(|h| h.alg = Algorithm::HS512);
-    t.assert_refused(&hs512).await;
+    // The real ES256 signature under another algorithm's name.
+    let genuine = t.sign(&t.header(), &t.claims());
+    let signature = genuine.rsplit('.').next().unwrap();
+    let header = json!({"alg": "ES384", "typ": "at+jwt", "kid": t.kid});
+    let payload = genuine.split('.').nth(1).unwrap();
+    t.assert_refused(&format!("{}.{payload}.{signature}", URL_SAFE_NO_PAD.encode(header.to_string()))).await;
+}
+
+#[tokio::test]
+async fn a_key_embedded_in_the_header_is_never_used() {
+    // GIVEN an attacker's own key, offered in the header (`jwk`, RFC 7515 §4.1.3) and signing
+    let t = target().await;
+    let attacker = RingKey::generate(0);
+    let theirs = attacker.signer().unwrap().encoding;
+    let mut header = t.header();
+    header.jwk = Some(attacker.public_jwk());
+    // WHEN it names our kid, its own, or none: THEN each is refused
+    for kid in [Some(t.kid.clone()), Some(attacker.kid.clone()), None] {
+        header.kid = kid;
+        t.assert_refused(&jsonwebtoken::encode(&header, &t.claims(), &theirs).unwrap()).await;
+    }
+    // AND a `jku` pointing elsewhere changes nothing either
+    let mut header = t.header();
+    header.jku = Some("https://attacker.example/jwks.json".into());
+    header.kid = Some(attacker.kid.clone());
+    t.assert_refused(&jsonwebtoken::encode(&header, &t.claims(), &theirs).unwrap()).await;
 }
 
 #[tokio::test]
@@ -207,14 +267,21 @@ async fn tokens_over_8_kib_are_refused() {
 }
 
 #[tokio::test]
-async fn a_token_signed_with_a_key_rotated_out_beyond_awsprevious_is_refused() {
+async fn a_token_whose_key_is_no_longer_published_is_refused() {
+    // GIVEN a token, then a rotation, then its key taken out of the ring and the JWKS
     let stack = Stack::with_env(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let old = stack.login_user("ada@example.com", PASSWORD).await["access_token"].as_str().unwrap().to_owned();
-    for i in 0..2 {
-        let value = format!("{:0>64}", format!("rotated{i}{}", uuid::Uuid::new_v4().simple()));
-        stack.secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(value).send().await.unwrap();
+    stack.rotate(shared::now_epoch()).await;
+    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
+    let left = ring.without(&old_kid);
+    assert_eq!(left.keys.len(), 1);
+    for (id, value) in [("KeyRingSecret", left.to_json()), ("JwksSecret", serde_json::to_string(&left.jwks()).unwrap())]
+    {
+        stack.put_secret(id, &value).await;
     }
+    // THEN it is refused
     let (headers, _) = assert_problem(stack.get_user("me", Some(&old)).await, 401);
     assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
 }
@@ -242,7 +309,7 @@ async fn a_foreign_algorithm_is_refused_before_any_key_is_looked_up() {
     // a token whose algorithm is not ours must not even get that far.
     let t = target().await;
     t.stack.secrets_calls.take();
-    for alg in ["none", "RS256", "ES256", "HS512"] {
+    for alg in ["none", "RS256", "ES384", "HS256", "HS512"] {
         let header = json!({"alg": alg, "typ": "at+jwt", "kid": "00000000-0000-0000-0000-000000000000"});
         t.assert_refused(&raw_token(&header, &t.claims(), b"sig")).await;
     }
@@ -262,9 +329,9 @@ async fn unknown_kids_make_at_most_one_secrets_manager_read_every_five_seconds()
     for i in 1..20 {
         t.assert_refused(&forged(i)).await;
     }
-    // THEN the first looked for a rotation (the versions AWSPREVIOUS and AWSCURRENT name), and
-    // the flood within the next 5 s made no call at all
-    assert!((1..=3).contains(&first), "{first} Secrets Manager calls for the first unknown kid");
+    // THEN the first looked for a rotation (one read of the JWKS), and the flood within the next
+    // 5 s made no call at all
+    assert_eq!(first, 1, "Secrets Manager calls for the first unknown kid");
     assert_eq!(t.stack.secrets_calls.take(), 0, "calls for 19 more unknown kids within 5 s");
     assert_eq!(parts(t.stack.get_user("me", Some(&t.genuine)).await).0, 200);
 }

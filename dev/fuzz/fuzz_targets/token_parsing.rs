@@ -15,7 +15,7 @@ use http::request::Parts;
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
 use secrecy::ExposeSecret;
-use shared::testing::{event, fixed_tokens};
+use shared::testing::{event, fixed_tokens, TEST_ISSUER};
 use shared::tokens::{AccessTokens, RefreshToken};
 use shared::ApiError;
 
@@ -26,7 +26,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> =
 static GET_USER: LazyLock<Parts> = LazyLock::new(|| event("get-user.me.json").into_parts().0);
 
 fn check_access_token(token: &str) {
-    match RUNTIME.block_on(TOKENS.verify(token, shared::now_epoch())) {
+    match RUNTIME.block_on(TOKENS.verify(TEST_ISSUER, token, shared::now_epoch())) {
         // Only a forged signature could get here: the fuzzer does not know the key.
         Ok(claims) => panic!("a fuzzed token verified: {token:?} ({claims:?})"),
         Err(ApiError::InvalidAccessToken(_)) => {}

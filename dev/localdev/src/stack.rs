@@ -1,7 +1,7 @@
 //! A local stack: one deployment of the template against the emulators.
 //!
 //! Like CloudFormation, a stack names its resources after itself: the table declared as
-//! `AuthTable` is `<stack>-AuthTable`, the secret `SigningKeySecret` is `<stack>-SigningKeySecret`.
+//! `AuthTable` is `<stack>-AuthTable`, the secret `KeyRingSecret` is `<stack>-KeyRingSecret`.
 //! Because names follow from the stack's name, anything that knows the stack (the local IAM check
 //! reads it from the caller's access key id) can find its resources without a registry. What
 //! `!Ref` yields is the name, except for a secret, whose `!Ref` is its ARN as on AWS; the emulator

@@ -95,21 +95,23 @@ fn overrides_apply_and_are_validated() {
 #[test]
 fn each_function_gets_the_template_variables_resolved_for_its_stack() {
     let t = load("PasswordMinLength=20").unwrap();
-    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-SigningKeySecret-AbCdEf";
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-KeyRingSecret-AbCdEf";
+    let jwks = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-JwksSecret-StUvWx";
     let throttle = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-ThrottleKeySecret-GhIjKl";
     let mail = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-MailKeySecret-MnOpQr";
     let arns = BTreeMap::from([
-        ("SigningKeySecret".to_owned(), arn.to_owned()),
         ("ThrottleKeySecret".to_owned(), throttle.to_owned()),
         ("MailKeySecret".to_owned(), mail.to_owned()),
-        ("KeyRingSecret".to_owned(), format!("{arn}-ring")),
-        ("JwksSecret".to_owned(), format!("{arn}-jwks")),
+        ("KeyRingSecret".to_owned(), arn.to_owned()),
+        ("JwksSecret".to_owned(), jwks.to_owned()),
     ]);
     let resources = StackResources::new(&t, LocalStack::new("dev").unwrap(), arns).unwrap();
     let expected = [
         ("TABLE_NAME", "dev-AuthTable"),
-        ("SIGNING_KEY_SECRET_ID", arn),
-        ("TOKEN_ISSUER", "serverless-auth"),
+        ("TOKEN_ISSUER", ""),
+        ("URL_SUFFIX", "amazonaws.com"),
+        ("JWKS_SECRET_ID", jwks),
+        ("JWKS_MAX_AGE_SECONDS", "3600"),
         ("TOKEN_AUDIENCE", "serverless-auth"),
         ("ACCESS_TOKEN_TTL_SECONDS", "900"),
         ("REFRESH_TOKEN_TTL_SECONDS", "604800"),
@@ -119,8 +121,14 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
     ];
     let own: [(&str, &[(&str, &str)]); 4] = [
         ("RegisterFunction", &[("MAIL_KEY_SECRET_ID", mail), ("VERIFY_EMAIL_TTL_SECONDS", "86400")]),
-        ("LoginFunction", &[("THROTTLE_KEY_SECRET_ID", throttle), ("REQUIRE_VERIFIED_EMAIL", "true")]),
-        ("RefreshFunction", &[("THROTTLE_KEY_SECRET_ID", throttle), ("REFRESH_REUSE_GRACE_SECONDS", "10")]),
+        (
+            "LoginFunction",
+            &[("KEY_RING_SECRET_ID", arn), ("THROTTLE_KEY_SECRET_ID", throttle), ("REQUIRE_VERIFIED_EMAIL", "true")],
+        ),
+        (
+            "RefreshFunction",
+            &[("KEY_RING_SECRET_ID", arn), ("THROTTLE_KEY_SECRET_ID", throttle), ("REFRESH_REUSE_GRACE_SECONDS", "10")],
+        ),
         ("GetUserFunction", &[]),
     ];
     for (function, own) in own {
@@ -158,14 +166,14 @@ fn table_and_secret() {
     assert_eq!(table.stream_view_type.as_deref(), Some("KEYS_ONLY"));
     let specs = t.secret_specs().unwrap();
     let ids: Vec<_> = specs.iter().map(|s| s.logical_id.as_str()).collect();
-    assert_eq!(ids, ["SigningKeySecret", "ThrottleKeySecret", "MailKeySecret", "KeyRingSecret", "JwksSecret"]);
-    for spec in &specs[..3] {
+    assert_eq!(ids, ["ThrottleKeySecret", "MailKeySecret", "KeyRingSecret", "JwksSecret"]);
+    for spec in &specs[..2] {
         let secret = spec.generate().unwrap();
         assert_eq!(secret.len(), 64);
         assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
     }
     // The key ring and its JWKS start empty (a literal SecretString): the rotation makes the first key.
-    for spec in &specs[3..] {
+    for spec in &specs[2..] {
         assert_eq!(spec.generate().unwrap(), r#"{"keys":[]}"#);
     }
 }

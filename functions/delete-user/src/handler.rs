@@ -26,7 +26,7 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            services: TokenServices::new(config, aws)?,
+            services: TokenServices::verifying(config, aws)?,
             throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
         })
     }
@@ -78,7 +78,7 @@ mod tests {
     use super::*;
     use shared::lambda::Service;
     use shared::testing::{
-        assert_problem, error_fields, event_json, fill, fixed_tokens, offline_token_services, request_from,
+        assert_problem, error_fields, event_json, fill, fixed_tokens, offline_token_services, request_from, TEST_ISSUER,
     };
     use shared::throttle::ThrottleKey;
 
@@ -90,7 +90,7 @@ mod tests {
     }
 
     async fn with_token() -> serde_json::Value {
-        let token = fixed_tokens().issue(UserId::generate(), true, shared::now_epoch()).await.unwrap();
+        let token = fixed_tokens().issue(TEST_ISSUER, UserId::generate(), true, shared::now_epoch()).await.unwrap();
         fill(&event_json("delete-user.json"), &[("access_token", &token), ("password", "correct horse battery staple")])
     }
 

@@ -32,7 +32,7 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            services: TokenServices::new(config, aws)?,
+            services: TokenServices::verifying(config, aws)?,
             throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
             mail_keys: MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
             change_ttl: config.mail.change_email_ttl,
@@ -124,6 +124,7 @@ mod tests {
     use shared::mail::MailKey;
     use shared::testing::{
         assert_problem, error_fields, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
+        TEST_ISSUER,
     };
     use shared::throttle::ThrottleKey;
 
@@ -137,7 +138,7 @@ mod tests {
     }
 
     async fn with_token(fixture: &str) -> serde_json::Value {
-        let token = fixed_tokens().issue(UserId::generate(), true, shared::now_epoch()).await.unwrap();
+        let token = fixed_tokens().issue(TEST_ISSUER, UserId::generate(), true, shared::now_epoch()).await.unwrap();
         fill(&event_json(fixture), &[("access_token", &token), ("password", "correct horse battery staple")])
     }
 

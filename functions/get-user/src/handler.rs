@@ -17,7 +17,7 @@ pub struct Deps(pub TokenServices);
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        TokenServices::new(config, aws).map(Self)
+        TokenServices::verifying(config, aws).map(Self)
     }
 
     /// Reads the signing key during init.
@@ -48,7 +48,7 @@ mod tests {
     use super::*;
     use shared::lambda::Service;
     use shared::testing::{
-        assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
+        assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from, TEST_ISSUER,
     };
 
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
@@ -58,7 +58,7 @@ mod tests {
     }
 
     async fn token() -> String {
-        fixed_tokens().issue(UserId::parse(USER).unwrap(), false, now_epoch()).await.unwrap()
+        fixed_tokens().issue(TEST_ISSUER, UserId::parse(USER).unwrap(), false, now_epoch()).await.unwrap()
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! `GET /health` → `200 {"status":"ok","checks":{...}}` when the table and the signing key's
-//! secret are usable, else `503` problem+json with `Retry-After: 30` and the failing check
+//! `GET /health` → `200 {"status":"ok","checks":{...}}` when the table is usable and a
+//! signing key is published, else `503` problem+json with `Retry-After: 30` and the failing check
 //! marked in `checks`. The result is cached 30 s per warm instance (see `shared::health`).
 
 use http::Method;
@@ -19,8 +19,8 @@ pub struct Deps {
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        let health =
-            Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, config.signing_key_secret_id()?);
+        let jwks = config.key_ring.jwks_secret_id()?;
+        let health = Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, jwks);
         Ok(Self { health })
     }
 
@@ -55,7 +55,7 @@ mod tests {
         let aws = unreachable_aws();
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some("offline".into()),
-            "SIGNING_KEY_SECRET_ID" => Some("offline".into()),
+            "JWKS_SECRET_ID" => Some("offline".into()),
             _ => None,
         })
         .unwrap();

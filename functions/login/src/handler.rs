@@ -31,7 +31,7 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let throttle = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
         Ok(Self {
-            services: TokenServices::new(config, aws)?,
+            services: TokenServices::signing(config, aws)?,
             throttle,
             require_verified_email: config.require_verified_email,
         })
@@ -76,7 +76,7 @@ async fn login(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Respo
     }
 
     // Sign first: if the key cannot be had, nothing has been written yet.
-    let access_token = tokens.issue(credentials.user_id, credentials.email_verified, now).await?;
+    let access_token = tokens.issue(&tokens.issuer(req)?, credentials.user_id, credentials.email_verified, now).await?;
     let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
     let family = Family::new(credentials.user_id, credentials.session_epoch, credentials.email_verified, expires_at)?;
     let refresh = RefreshToken::generate(family)?;

@@ -18,7 +18,7 @@ pub struct Deps(pub TokenServices);
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        TokenServices::new(config, aws).map(Self)
+        TokenServices::verifying(config, aws).map(Self)
     }
 
     /// Reads the signing key during init.
@@ -52,7 +52,7 @@ mod tests {
     use shared::domain::UserId;
     use shared::lambda::Service;
     use shared::testing::{
-        assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
+        assert_problem, event, event_json, fill, fixed_tokens, offline_token_services, request_from, TEST_ISSUER,
     };
 
     fn deps() -> Service<Deps> {
@@ -73,14 +73,14 @@ mod tests {
 
     #[tokio::test]
     async fn given_a_valid_token_and_the_store_down_when_logging_out_everywhere_then_503() {
-        let token = fixed_tokens().issue(UserId::generate(), true, now_epoch()).await.unwrap();
+        let token = fixed_tokens().issue(TEST_ISSUER, UserId::generate(), true, now_epoch()).await.unwrap();
         let event = fill(&event_json("logout-all.json"), &[("access_token", &token)]);
         assert_problem(deps().call(request_from(&event)).await, 503);
     }
 
     #[tokio::test]
     async fn given_a_body_with_members_when_logging_out_everywhere_then_422_before_anything_is_revoked() {
-        let token = fixed_tokens().issue(UserId::generate(), true, now_epoch()).await.unwrap();
+        let token = fixed_tokens().issue(TEST_ISSUER, UserId::generate(), true, now_epoch()).await.unwrap();
         let mut event = fill(&event_json("logout-all.json"), &[("access_token", &token)]);
         event["headers"]["Content-Type"] = "application/json".into();
         event["multiValueHeaders"]["Content-Type"] = serde_json::json!(["application/json"]);

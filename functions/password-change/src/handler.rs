@@ -29,7 +29,7 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            services: TokenServices::new(config, aws)?,
+            services: TokenServices::signing(config, aws)?,
             throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
             policy: config.password_policy,
         })
@@ -77,7 +77,7 @@ async fn change(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Resp
     // The new family begins in the epoch this change moves to.
     let epoch = credentials.session_epoch + 1;
     let expires_at = now + tokens.settings().refresh_ttl.as_secs() as i64;
-    let access_token = tokens.issue(claims.sub, credentials.email_verified, now).await?;
+    let access_token = tokens.issue(&tokens.issuer(req)?, claims.sub, credentials.email_verified, now).await?;
     let refresh = RefreshToken::generate(Family::new(claims.sub, epoch, credentials.email_verified, expires_at)?)?;
     let change = PasswordChange {
         user_id: claims.sub,
@@ -112,6 +112,7 @@ mod tests {
     use shared::lambda::Service;
     use shared::testing::{
         assert_problem, error_fields, event, event_json, fill, fixed_tokens, offline_token_services, request_from,
+        TEST_ISSUER,
     };
     use shared::throttle::ThrottleKey;
 
@@ -124,7 +125,7 @@ mod tests {
     }
 
     async fn with_token(fixture: &str) -> serde_json::Value {
-        let token = fixed_tokens().issue(UserId::generate(), true, shared::now_epoch()).await.unwrap();
+        let token = fixed_tokens().issue(TEST_ISSUER, UserId::generate(), true, shared::now_epoch()).await.unwrap();
         fill(&event_json(fixture), &[("access_token", &token)])
     }
 

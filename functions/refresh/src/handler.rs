@@ -31,7 +31,7 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let keys = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
-        Ok(Self { services: TokenServices::new(config, aws)?, keys, grace: config.refresh_reuse_grace })
+        Ok(Self { services: TokenServices::signing(config, aws)?, keys, grace: config.refresh_reuse_grace })
     }
 
     /// Reads both keys during init.
@@ -60,17 +60,17 @@ async fn refresh(req: &Request, deps: &Deps, log: &mut RequestLog) -> Result<Res
 
     // Make sure a token can be signed before the presented one is spent: a rotation followed by
     // a failed signature would leave the client holding a used token.
-    let (signing, successor_key) = tokio::join!(tokens.keys().current(), deps.keys.key());
+    let now = now_epoch();
+    let (signing, successor_key) = tokio::join!(tokens.keys().signer(now), deps.keys.key());
     signing?;
     let next = presented.successor(&successor_key?.subkey(SUCCESSOR_KEY));
 
-    let now = now_epoch();
     let family = presented.family();
     log.user(family.user_id);
     let token = PresentedToken { family, hash: &presented.hash(), successor_hash: &next.hash() };
     match store.rotate_session(token, deps.grace.as_secs() as i64, now).await? {
         Rotation::Rotated | Rotation::Repeated => {
-            let access_token = tokens.issue(family.user_id, family.email_verified, now).await?;
+            let access_token = tokens.issue(&tokens.issuer(req)?, family.user_id, family.email_verified, now).await?;
             log.outcome("refreshed");
             json_response(http::StatusCode::OK, &token_pair(access_token, tokens.settings(), &next, now))
         }

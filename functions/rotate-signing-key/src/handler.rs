@@ -109,7 +109,7 @@ impl Deps {
 
     async fn create(&self, token: &str, now: i64) -> Result<(), Error> {
         let current = KeyRing::parse(&self.ring(&self.key_ring_secret_id, None, CURRENT).await?)?;
-        let ring = current.rotated(RingKey::generate(now), now, self.access_ttl, self.settings.jwks_max_age);
+        let ring = current.rotated(RingKey::generate(now), now, self.access_ttl, self.settings.signing_delay);
         self.secrets
             .put_secret_value()
             .secret_id(&self.key_ring_secret_id)
