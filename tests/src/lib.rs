@@ -14,6 +14,7 @@
 //! IAM check, to test behaviour under AWS faults.
 
 pub mod faults;
+pub mod verifier;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use shared::keyring::KeyRing;
 use shared::services::TokenServices;
 use shared::testing::TEST_ISSUER;
+use tests::verifier::GatewayVerifier;
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
 async fn session_item(stack: &Stack) -> std::collections::HashMap<String, AttributeValue> {
@@ -254,6 +255,9 @@ async fn given_two_rotations_when_verifiers_cache_the_jwks_for_its_max_age_then_
     assert_eq!(login.config.key_ring.signing_delay.as_secs() as i64, max_age);
     assert_eq!(login.config.tokens.access_ttl.as_secs() as i64, ttl);
     let user = shared::domain::UserId::generate();
+    // AND a verifier working as API Gateway's JWT authorizers do, through the public routes
+    let mut gateway = GatewayVerifier::discover(&stack, "serverless-auth").await;
+    assert_eq!(gateway.issuer, TEST_ISSUER);
 
     // WHEN the ring rotates at 0 (its first key), 600 and 1200, and again once the first key's
     // last token and every cached copy naming it are gone; a step every 300 s
@@ -284,19 +288,25 @@ async fn given_two_rotations_when_verifiers_cache_the_jwks_for_its_max_age_then_
         issued.retain(|(at, _)| now < at + ttl);
         // THEN every live token verifies, for every cache and for the functions' verifier
         for (at, token) in &issued {
+            let at = at - base;
             for cache in &caches {
+                let fetched = cache.fetched_at - base;
                 assert!(
                     cache.verifies(token, now),
-                    "t={now}: a token of t={at} refused by a JWKS fetched at t={}",
-                    cache.fetched_at
+                    "t={t}: a token of t={at} refused by a JWKS fetched at t={fetched}"
                 );
             }
-            verifier.verify(TEST_ISSUER, token, now).await.unwrap_or_else(|e| panic!("t={now}: token of t={at}: {e}"));
+            verifier.verify(TEST_ISSUER, token, now).await.unwrap_or_else(|e| panic!("t={t}: token of t={at}: {e}"));
+            let accepted = gateway.verify(&stack, token, now).await;
+            accepted.unwrap_or_else(|e| panic!("t={t}: the gateway refused a token of t={at}: {e}"));
         }
     }
     // AND the tokens were signed by the keys in turn, each new one once published for max-age
     // (the second key signs for a while before the third takes over; the fourth not yet)
     assert_eq!(kids_used.len(), 3, "{kids_used:?}");
+    // AND the gateway-style verifier fetched the keys only when its copy expired, never for an
+    // unknown kid: once at the start and once per max-age
+    assert_eq!(gateway.fetches as i64, 1 + (last + step) / max_age, "fetches");
     // AND the first and second keys have left the ring and the JWKS at the last rotation (their
     // last tokens, and every copy of the JWKS a verifier may hold from then, have expired); the
     // third, which signs, and the new one stay
@@ -359,6 +369,10 @@ async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_
     let before = stack.login_user("ada@example.com", PASSWORD).await;
     let compromised = kid(before["access_token"].as_str().unwrap());
     assert_eq!(parts(stack.get_user("me", before["access_token"].as_str()).await).0, 200);
+    // AND a verifier working as API Gateway's JWT authorizers do, which fetched the keys then
+    let mut gateway = GatewayVerifier::discover(&stack, "serverless-auth").await;
+    let now = shared::now_epoch();
+    gateway.verify(&stack, before["access_token"].as_str().unwrap(), now).await.unwrap();
 
     // WHEN the operator (1) rotates, since the ring holds no other key: a replacement is published
     stack.rotate(shared::now_epoch()).await;
@@ -379,6 +393,14 @@ async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_
     let refreshed = parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).2;
     assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), replacement);
     assert_eq!(parts(stack.get_user("me", refreshed["access_token"].as_str()).await).0, 200);
+    // AND the gateway-style verifier, whose copy is still fresh, fetches the keys again for the
+    // replacement's unknown kid: it accepts the new token, and from then refuses the compromised one
+    let refreshed = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(gateway.fetches, 1);
+    gateway.verify(&stack, refreshed, now).await.expect("the replacement's token");
+    assert_eq!(gateway.fetches, 2, "one fetch for the unknown kid");
+    let refused = gateway.verify(&stack, before["access_token"].as_str().unwrap(), now).await;
+    assert!(refused.is_err_and(|e| e == "unknown kid"));
 }
 
 /// A secret's value shorter than the 32 bytes HS256 and HMAC-SHA256 keys need (RFC 7518 §3.2).
