@@ -10,9 +10,9 @@ local:
 test:
 	@dev/scripts/test.sh
 
-## Lint template.yaml only.
+## Lint the SAM templates only: template.yaml and examples/protected-api/template.yaml.
 lint:
-	@dev/scripts/tools.sh && dev/scripts/lint-template.sh
+	@dev/scripts/tools.sh && dev/scripts/lint-template.sh && dev/scripts/lint-template.sh examples/protected-api/template.yaml
 
 fmt:
 	cargo fmt --all

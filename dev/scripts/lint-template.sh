@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Lint template.yaml offline (no AWS credentials, no network), with the tools installed by
+# Lint a SAM template offline (no AWS credentials, no network), with the tools installed by
 # dev/scripts/tools.sh in .tools/venv:
 #   1. cfn-lint on the SAM template;
 #   2. offline SAM -> CloudFormation transform (dev/scripts/sam_transform.py) written to
-#      .local/template.transformed.json, then cfn-lint on that output. cfn-lint alone misses
+#      .local/template.transformed.json (another template's to .local/<its path without the
+#      extension, each / a ->.transformed.json, e.g. examples-protected-api-template.transformed.json),
+#      then cfn-lint on that output. cfn-lint alone misses
 #      some errors in SAM templates (e.g. a !Ref to a missing resource in Globals or in a
 #      policy) that show up on the generated CloudFormation. W3005 is ignored there only:
 #      SAM itself generates those redundant DependsOn;
 #   3. sam validate --lint.
 # Runs every step, then exits non-zero if any failed, naming the failed steps.
 #
-# Usage: dev/scripts/lint-template.sh [TEMPLATE]   (default: template.yaml at the repository root)
+# Usage: dev/scripts/lint-template.sh [TEMPLATE]   (default: template.yaml at the repository root;
+#        `make test` also lints examples/protected-api/template.yaml)
 set -euo pipefail
 
 LOG_TAG=lint-template
@@ -18,11 +21,14 @@ LOG_TAG=lint-template
 . "$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/lib.sh"
 
 TEMPLATE="${1:-$REPO_ROOT/template.yaml}"
-TRANSFORMED="$LOCAL_DIR/template.transformed.json"
 BIN="$VENV_DIR/bin"
 
 [ -f "$TEMPLATE" ] || die "template not found: $TEMPLATE"
 TEMPLATE="$(cd -- "$(dirname -- "$TEMPLATE")" && pwd -P)/$(basename -- "$TEMPLATE")"
+transformed_name="${TEMPLATE#"$REPO_ROOT"/}"
+transformed_name="${transformed_name%.*}"
+transformed_name="${transformed_name//\//-}"
+TRANSFORMED="$LOCAL_DIR/${transformed_name#-}.transformed.json"
 for tool in cfn-lint sam python; do
     [ -x "$BIN/$tool" ] || die "$BIN/$tool missing: run dev/scripts/tools.sh first"
 done

@@ -3,7 +3,8 @@
 #
 #   1. installs the local tools if missing (dev/scripts/tools.sh);
 #   2. starts DynamoDB Local and moto unless they are already serving;
-#   3. lints template.yaml (cfn-lint, offline SAM transform + cfn-lint, sam validate --lint);
+#   3. lints template.yaml and the example's examples/protected-api/template.yaml (cfn-lint,
+#      offline SAM transform + cfn-lint, sam validate --lint);
 #   4. checks formatting and clippy;
 #   5. starts the local IAM check (`localdev iam-proxy`), which records every decision;
 #   6. runs every unit and integration test (cargo test --workspace), the functions' AWS calls
@@ -57,6 +58,7 @@ eval "$("$SCRIPTS_DIR/emulators.sh" env)"
 
 log "template lint"
 "$SCRIPTS_DIR/lint-template.sh"
+"$SCRIPTS_DIR/lint-template.sh" "$REPO_ROOT/examples/protected-api/template.yaml"
 
 log "formatting and clippy"
 cargo fmt --all --check

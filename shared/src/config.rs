@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::domain::PasswordPolicy;
+use crate::keyring::SigningAlgorithm;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -72,6 +73,8 @@ pub struct Config {
 pub struct KeyRingSettings {
     key_ring_secret_id: Option<String>,
     jwks_secret_id: Option<String>,
+    /// What tokens are signed with, what the rotation makes keys for, what verification accepts.
+    pub algorithm: SigningAlgorithm,
     /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`).
     pub jwks_max_age: Duration,
     /// How long after a key is written to the JWKS secret it may sign: `jwks_max_age`, plus
@@ -209,6 +212,13 @@ impl Config {
             key_ring: KeyRingSettings {
                 key_ring_secret_id: get("KEY_RING_SECRET_ID"),
                 jwks_secret_id: get("JWKS_SECRET_ID"),
+                algorithm: match get("SIGNING_ALGORITHM") {
+                    None => SigningAlgorithm::Es256,
+                    Some(name) => SigningAlgorithm::parse(&name).ok_or_else(|| ConfigError::Invalid {
+                        name: "SIGNING_ALGORITHM",
+                        reason: format!("expected ES256 or RS256, got {name:?}"),
+                    })?,
+                },
                 jwks_max_age,
                 signing_delay: jwks_max_age + key_cache_ttl,
             },
@@ -243,6 +253,7 @@ mod tests {
         assert_eq!(config.key_ring.key_ring_secret_id(), Err(ConfigError::Missing("KEY_RING_SECRET_ID")));
         assert_eq!(config.key_ring.jwks_max_age, Duration::from_secs(3600));
         assert_eq!(config.key_ring.signing_delay, Duration::from_secs(3600 + 300));
+        assert_eq!(config.key_ring.algorithm, SigningAlgorithm::Es256);
         assert_eq!(config.tokens.issuer(), Err(ConfigError::Missing("AWS_REGION")));
         assert_eq!(config.mail.verify_email_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.mail.change_email_ttl, Duration::from_secs(24 * 3600));
@@ -257,6 +268,10 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { name: "REQUIRE_VERIFIED_EMAIL", .. }));
         let err = config(&[("TABLE_NAME", "t"), ("APP_BASE_URL", "app.example.com")]).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { name: "APP_BASE_URL", .. }));
+        let err = config(&[("TABLE_NAME", "t"), ("SIGNING_ALGORITHM", "HS256")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "SIGNING_ALGORITHM", .. }));
+        let rsa = config(&[("TABLE_NAME", "t"), ("SIGNING_ALGORITHM", "RS256")]).unwrap();
+        assert_eq!(rsa.key_ring.algorithm, SigningAlgorithm::Rs256);
         let err = config(&[("TABLE_NAME", "t"), ("RESET_PASSWORD_TTL_SECONDS", "90000")]).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { name: "RESET_PASSWORD_TTL_SECONDS", .. }));
         let config = config(&[("TABLE_NAME", "t"), ("REQUIRE_VERIFIED_EMAIL", "false")]).unwrap();

@@ -10,15 +10,18 @@
 
 use std::time::Duration;
 
-use aws_lc_rs::encoding::AsBigEndian;
+use aws_lc_rs::encoding::{AsBigEndian, AsDer, Pkcs8V1Der};
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
-    JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
+    JwkSet, KeyAlgorithm, PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, EncodingKey};
+use pkcs1::der::Encode;
+use pkcs1::UintRef;
 use serde::{Deserialize, Serialize};
 
 /// Why a ring (or a key in it) cannot be used.
@@ -32,20 +35,85 @@ pub enum KeyRingError {
     Empty,
 }
 
-/// An EC P-256 private key as a JWK (RFC 7517/7518): what an operator can import elsewhere.
+/// The algorithm access tokens are signed with: ES256 (P-256) by default; RS256 (RSA 2048) for
+/// verifiers that accept RSA only, such as API Gateway's HTTP API JWT authorizers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    Es256,
+    Rs256,
+}
+
+impl SigningAlgorithm {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
+            _ => None,
+        }
+    }
+
+    /// Its JOSE name (`alg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    pub fn jose(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// RSA keys the ring makes, and the shortest it accepts.
+const RSA_BITS: usize = 2048;
+
+/// A private key as a JWK (RFC 7517/7518): what an operator can import elsewhere.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrivateJwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub y: String,
-    /// The private scalar.
-    pub d: String,
+#[serde(tag = "kty")]
+pub enum PrivateJwk {
+    /// An elliptic-curve key: the curve, the public point and the private scalar `d`.
+    #[serde(rename = "EC")]
+    Ec { crv: String, x: String, y: String, d: String },
+    /// An RSA key: modulus and public exponent, private exponent `d`, the primes and the CRT
+    /// values.
+    #[serde(rename = "RSA")]
+    Rsa { n: String, e: String, d: String, p: String, q: String, dp: String, dq: String, qi: String },
+}
+
+impl PrivateJwk {
+    /// The private exponent or scalar (every private part is derived from it or with it).
+    pub fn d(&self) -> &str {
+        match self {
+            Self::Ec { d, .. } | Self::Rsa { d, .. } => d,
+        }
+    }
+
+    /// The public half, without `kid`, `alg` or `use`.
+    fn public(&self) -> AlgorithmParameters {
+        match self {
+            Self::Ec { x, y, .. } => AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                key_type: EllipticCurveKeyType::EC,
+                curve: EllipticCurve::P256,
+                x: x.clone(),
+                y: y.clone(),
+            }),
+            Self::Rsa { n, e, .. } => {
+                AlgorithmParameters::RSA(RSAKeyParameters { key_type: RSAKeyType::RSA, n: n.clone(), e: e.clone() })
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PrivateJwk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrivateJwk").field("crv", &self.crv).field("x", &self.x).finish_non_exhaustive()
+        match self {
+            Self::Ec { crv, x, .. } => f.debug_struct("Ec").field("crv", crv).field("x", x).finish_non_exhaustive(),
+            Self::Rsa { e, .. } => f.debug_struct("Rsa").field("e", e).finish_non_exhaustive(),
+        }
     }
 }
 
@@ -60,74 +128,142 @@ pub struct RingKey {
     pub retired_at: Option<i64>,
 }
 
-/// A key ready to sign, with its `kid`.
+/// A key ready to sign, with its `kid` and algorithm.
 pub struct Signer {
     pub kid: String,
+    pub algorithm: SigningAlgorithm,
     pub encoding: EncodingKey,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Signer").field("kid", &self.kid).field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 impl RingKey {
-    /// A new ES256 key, published at `now`.
-    pub fn generate(now: i64) -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation");
-        let d = pair.private_key().as_be_bytes().expect("a P-256 private scalar");
-        // Uncompressed SEC1 point: 0x04 || x || y.
-        let point = pair.public_key().as_ref();
-        let private_jwk = PrivateJwk {
-            kty: "EC".into(),
-            crv: "P-256".into(),
-            x: URL_SAFE_NO_PAD.encode(&point[1..33]),
-            y: URL_SAFE_NO_PAD.encode(&point[33..65]),
-            d: URL_SAFE_NO_PAD.encode(d.as_ref()),
+    /// A new key for `algorithm`, published at `now`.
+    pub fn generate(algorithm: SigningAlgorithm, now: i64) -> Self {
+        let private_jwk = match algorithm {
+            SigningAlgorithm::Es256 => {
+                let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation");
+                let d = pair.private_key().as_be_bytes().expect("a P-256 private scalar");
+                // Uncompressed SEC1 point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                PrivateJwk::Ec {
+                    crv: "P-256".into(),
+                    x: b64(&point[1..33]),
+                    y: b64(&point[33..65]),
+                    d: b64(d.as_ref()),
+                }
+            }
+            SigningAlgorithm::Rs256 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+                let pkcs8: Pkcs8V1Der<'_> = pair.as_der().expect("an RSA key in PKCS #8");
+                let info = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_ref()).expect("aws-lc-rs's PKCS #8");
+                let rsa = pkcs1::RsaPrivateKey::try_from(info.private_key).expect("aws-lc-rs's PKCS #1");
+                PrivateJwk::Rsa {
+                    n: b64(rsa.modulus.as_bytes()),
+                    e: b64(rsa.public_exponent.as_bytes()),
+                    d: b64(rsa.private_exponent.as_bytes()),
+                    p: b64(rsa.prime1.as_bytes()),
+                    q: b64(rsa.prime2.as_bytes()),
+                    dp: b64(rsa.exponent1.as_bytes()),
+                    dq: b64(rsa.exponent2.as_bytes()),
+                    qi: b64(rsa.coefficient.as_bytes()),
+                }
+            }
         };
-        let kid = thumbprint(&private_jwk.x, &private_jwk.y);
-        Self { kid, private_jwk, published_at: now, retired_at: None }
+        Self { kid: thumbprint(&private_jwk), private_jwk, published_at: now, retired_at: None }
+    }
+
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        match self.private_jwk {
+            PrivateJwk::Ec { .. } => SigningAlgorithm::Es256,
+            PrivateJwk::Rsa { .. } => SigningAlgorithm::Rs256,
+        }
     }
 
     fn invalid(&self, reason: &'static str) -> KeyRingError {
         KeyRingError::InvalidKey { kid: self.kid.clone(), reason }
     }
 
-    /// The key as a signer; refused unless it is a P-256 key whose public half matches its
-    /// private scalar and whose `kid` is its thumbprint.
+    /// The key as a signer; refused unless it is a P-256 or a 2048-bit-or-more RSA key whose
+    /// public half matches its private half and whose `kid` is its thumbprint.
     pub fn signer(&self) -> Result<Signer, KeyRingError> {
-        let jwk = &self.private_jwk;
-        if jwk.kty != "EC" || jwk.crv != "P-256" {
-            return Err(self.invalid("not an EC P-256 key"));
+        if let PrivateJwk::Ec { crv, .. } = &self.private_jwk {
+            if crv != "P-256" {
+                return Err(self.invalid("not a P-256 key"));
+            }
         }
-        if self.kid != thumbprint(&jwk.x, &jwk.y) {
+        if self.kid != thumbprint(&self.private_jwk) {
             return Err(self.invalid("the kid is not the key's RFC 7638 thumbprint"));
         }
         let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| self.invalid("not base64url"));
-        let (x, y, d) = (decode(&jwk.x)?, decode(&jwk.y)?, decode(&jwk.d)?);
-        let point = [&[0x04][..], &x, &y].concat();
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, &d, &point)
-            .map_err(|_| self.invalid("the private and public halves do not match"))?;
-        let pkcs8 = pair.to_pkcs8v1().map_err(|_| self.invalid("cannot be encoded as PKCS #8"))?;
-        Ok(Signer { kid: self.kid.clone(), encoding: EncodingKey::from_ec_der(pkcs8.as_ref()) })
+        let mismatch = |_| self.invalid("the private and public halves do not match");
+        let encoding = match &self.private_jwk {
+            PrivateJwk::Ec { x, y, d, .. } => {
+                let point = [vec![0x04], decode(x)?, decode(y)?].concat();
+                let pair = EcdsaKeyPair::from_private_key_and_public_key(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &decode(d)?,
+                    &point,
+                )
+                .map_err(mismatch)?;
+                let pkcs8 = pair.to_pkcs8v1().map_err(|_| self.invalid("cannot be encoded as PKCS #8"))?;
+                EncodingKey::from_ec_der(pkcs8.as_ref())
+            }
+            PrivateJwk::Rsa { n, e, d, p, q, dp, dq, qi } => {
+                let parts = [n, e, d, p, q, dp, dq, qi].map(|part| decode(part));
+                let [n, e, d, p, q, dp, dq, qi] = parts;
+                let (n, e, d, p, q, dp, dq, qi) = (n?, e?, d?, p?, q?, dp?, dq?, qi?);
+                fn uint(bytes: &[u8]) -> Result<UintRef<'_>, ()> {
+                    UintRef::new(bytes).map_err(|_| ())
+                }
+                let key = || -> Result<Vec<u8>, ()> {
+                    let key = pkcs1::RsaPrivateKey {
+                        modulus: uint(&n)?,
+                        public_exponent: uint(&e)?,
+                        private_exponent: uint(&d)?,
+                        prime1: uint(&p)?,
+                        prime2: uint(&q)?,
+                        exponent1: uint(&dp)?,
+                        exponent2: uint(&dq)?,
+                        coefficient: uint(&qi)?,
+                        other_prime_infos: None,
+                    };
+                    key.to_der().map_err(|_| ())
+                };
+                let der = key().map_err(|()| self.invalid("not an RSA key"))?;
+                // aws-lc-rs checks that the parts make one key.
+                let pair = RsaKeyPair::from_der(&der).map_err(mismatch)?;
+                if pair.public_modulus_len() * 8 < RSA_BITS {
+                    return Err(self.invalid("an RSA key shorter than 2048 bits"));
+                }
+                EncodingKey::from_rsa_der(&der)
+            }
+        };
+        Ok(Signer { kid: self.kid.clone(), algorithm: self.algorithm(), encoding })
     }
 
     /// The public JWK, as published: `kid`, `alg`, `use: sig`, no private part.
     pub fn public_jwk(&self) -> Jwk {
+        let key_algorithm = match self.algorithm() {
+            SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
+            SigningAlgorithm::Rs256 => KeyAlgorithm::RS256,
+        };
         Jwk {
             common: CommonParameters {
                 public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::ES256),
+                key_algorithm: Some(key_algorithm),
                 key_id: Some(self.kid.clone()),
                 ..CommonParameters::default()
             },
-            algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                key_type: EllipticCurveKeyType::EC,
-                curve: EllipticCurve::P256,
-                x: self.private_jwk.x.clone(),
-                y: self.private_jwk.y.clone(),
-            }),
+            algorithm: self.private_jwk.public(),
         }
     }
 
@@ -137,24 +273,11 @@ impl RingKey {
     }
 }
 
-/// The RFC 7638 SHA-256 thumbprint of a P-256 public key.
-pub fn thumbprint(x: &str, y: &str) -> String {
-    let jwk = Jwk {
-        common: CommonParameters::default(),
-        algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-            key_type: EllipticCurveKeyType::EC,
-            curve: EllipticCurve::P256,
-            x: x.to_owned(),
-            y: y.to_owned(),
-        }),
-    };
-    jwk.thumbprint(ThumbprintHash::SHA256).expect("an EC key has a thumbprint")
+/// The RFC 7638 SHA-256 thumbprint of a key's public half.
+pub fn thumbprint(jwk: &PrivateJwk) -> String {
+    let public = Jwk { common: CommonParameters::default(), algorithm: jwk.public() };
+    public.thumbprint(ThumbprintHash::SHA256).expect("EC and RSA keys have a thumbprint")
 }
-
-/// The algorithm of every key in the ring.
-pub const ALGORITHM: Algorithm = Algorithm::ES256;
-/// Its JOSE name (`alg`), as published.
-pub const ALGORITHM_NAME: &str = "ES256";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRing {
@@ -178,13 +301,18 @@ impl KeyRing {
     /// The key new tokens are signed with at `now`: the newest published at least
     /// `delay` ago, else (a ring whose keys are all newer: the first key, or what is left
     /// after an emergency removal) the oldest.
-    pub fn signing_key(&self, now: i64, delay: Duration) -> Result<&RingKey, KeyRingError> {
+    pub fn signing_key(
+        &self,
+        now: i64,
+        delay: Duration,
+        algorithm: SigningAlgorithm,
+    ) -> Result<&RingKey, KeyRingError> {
         let published_by = now - delay.as_secs() as i64;
-        self.keys
-            .iter()
+        let keys = || self.keys.iter().filter(|key| key.algorithm() == algorithm);
+        keys()
             .filter(|key| key.published_at <= published_by)
             .max_by_key(|key| key.published_at)
-            .or_else(|| self.keys.iter().min_by_key(|key| key.published_at))
+            .or_else(|| keys().min_by_key(|key| key.published_at))
             .ok_or(KeyRingError::Empty)
     }
 
@@ -228,15 +356,16 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     const HOUR: Duration = Duration::from_secs(3600);
+    const ES: SigningAlgorithm = SigningAlgorithm::Es256;
     const TTL: Duration = Duration::from_secs(900);
 
     #[test]
     fn given_a_new_key_then_its_kid_is_the_rfc_7638_thumbprint_of_its_public_half() {
         // GIVEN a generated key
-        let key = RingKey::generate(0);
+        let key = RingKey::generate(ES, 0);
         // WHEN the thumbprint is computed by hand (members in lexicographic order, no spaces)
-        let canonical =
-            format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, key.private_jwk.x, key.private_jwk.y);
+        let PrivateJwk::Ec { x, y, .. } = &key.private_jwk else { panic!("an EC key") };
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
         // THEN it is the kid
         assert_eq!(key.kid, expected);
@@ -244,74 +373,118 @@ mod tests {
     }
 
     #[test]
-    fn given_a_key_when_signing_then_its_published_jwk_alone_verifies_the_token() {
-        // GIVEN a key and its JWKS
-        let key = RingKey::generate(0);
-        let ring = KeyRing { keys: vec![key.clone()] };
-        let jwks = serde_json::to_value(ring.jwks()).unwrap();
-        // WHEN a token is signed with it
-        let signer = key.signer().unwrap();
-        let mut header = Header::new(ALGORITHM);
-        header.kid = Some(signer.kid.clone());
-        let token = jsonwebtoken::encode(&header, &serde_json::json!({"sub": "x"}), &signer.encoding).unwrap();
-        // THEN the JWKS, read as any verifier reads it, verifies it; and it holds no private part
-        let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
-        let public = set.find(&key.kid).expect("the kid is published");
-        let mut validation = Validation::new(ALGORITHM);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(public).unwrap(), &validation)
-            .expect("verifies");
-        assert_eq!(jwks["keys"][0]["alg"], ALGORITHM_NAME);
-        assert_eq!(serde_json::to_value(ALGORITHM).unwrap(), ALGORITHM_NAME);
-        assert_eq!(jwks["keys"][0]["use"], "sig");
-        assert!(jwks["keys"][0].get("d").is_none(), "{jwks}");
-        assert!(!format!("{key:?}").contains(&key.private_jwk.d), "Debug shows the private scalar");
+    fn given_a_key_of_either_algorithm_when_signing_then_its_published_jwk_alone_verifies_the_token() {
+        for algorithm in [ES, SigningAlgorithm::Rs256] {
+            // GIVEN a key and its JWKS
+            let key = RingKey::generate(algorithm, 0);
+            let ring = KeyRing { keys: vec![key.clone()] };
+            let jwks = serde_json::to_value(ring.jwks()).unwrap();
+            // WHEN a token is signed with it
+            let signer = key.signer().unwrap();
+            assert_eq!(signer.algorithm, algorithm);
+            let mut header = Header::new(algorithm.jose());
+            header.kid = Some(signer.kid.clone());
+            let token = jsonwebtoken::encode(&header, &serde_json::json!({"sub": "x"}), &signer.encoding).unwrap();
+            // THEN the JWKS, read as any verifier reads it, verifies it; and it holds no private part
+            let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+            let public = set.find(&key.kid).expect("the kid is published");
+            let mut validation = Validation::new(algorithm.jose());
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+            jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(public).unwrap(), &validation)
+                .expect("verifies");
+            assert_eq!(jwks["keys"][0]["alg"], algorithm.name());
+            assert_eq!(serde_json::to_value(algorithm.jose()).unwrap(), algorithm.name());
+            assert_eq!(jwks["keys"][0]["use"], "sig");
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(jwks["keys"][0].get(private).is_none(), "{jwks}");
+            }
+            assert!(!format!("{key:?}").contains(key.private_jwk.d()), "Debug shows the private part");
+            assert_eq!(KeyRing::parse(&ring.to_json()).unwrap(), ring, "the ring round-trips");
+        }
+    }
+
+    #[test]
+    fn given_an_rsa_key_then_it_is_2048_bits_and_its_kid_is_the_thumbprint_of_e_kty_n() {
+        let key = RingKey::generate(SigningAlgorithm::Rs256, 0);
+        let PrivateJwk::Rsa { n, e, .. } = &key.private_jwk else { panic!("an RSA key") };
+        assert_eq!(URL_SAFE_NO_PAD.decode(n).unwrap().len(), 256);
+        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        assert_eq!(key.kid, URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())));
     }
 
     #[test]
     fn given_a_tampered_key_when_loading_the_ring_then_it_is_refused() {
-        let key = RingKey::generate(0);
-        let other = RingKey::generate(0);
-        let mut wrong_kid = key.clone();
-        wrong_kid.kid = other.kid.clone();
-        let mut mismatched = key.clone();
-        mismatched.private_jwk.d = other.private_jwk.d.clone();
-        let mut rsa = key.clone();
-        rsa.private_jwk.kty = "RSA".into();
-        for (bad, reason) in [
-            (wrong_kid, "the kid is not the key's RFC 7638 thumbprint"),
-            (mismatched, "the private and public halves do not match"),
-            (rsa, "not an EC P-256 key"),
-        ] {
-            let json = KeyRing { keys: vec![bad.clone()] }.to_json();
-            assert_eq!(KeyRing::parse(&json), Err(KeyRingError::InvalidKey { kid: bad.kid, reason }));
+        for algorithm in [ES, SigningAlgorithm::Rs256] {
+            let key = RingKey::generate(algorithm, 0);
+            let other = RingKey::generate(algorithm, 0);
+            let mut wrong_kid = key.clone();
+            wrong_kid.kid = other.kid.clone();
+            let mut mismatched = key.clone();
+            match (&mut mismatched.private_jwk, &other.private_jwk) {
+                (PrivateJwk::Ec { d, .. }, PrivateJwk::Ec { d: theirs, .. }) => d.clone_from(theirs),
+                (PrivateJwk::Rsa { d, .. }, PrivateJwk::Rsa { d: theirs, .. }) => d.clone_from(theirs),
+                _ => unreachable!(),
+            }
+            for (bad, reason) in [
+                (wrong_kid, "the kid is not the key's RFC 7638 thumbprint"),
+                (mismatched, "the private and public halves do not match"),
+            ] {
+                let json = KeyRing { keys: vec![bad.clone()] }.to_json();
+                assert_eq!(
+                    KeyRing::parse(&json),
+                    Err(KeyRingError::InvalidKey { kid: bad.kid, reason }),
+                    "{algorithm:?}"
+                );
+            }
         }
+        let mut p384 = RingKey::generate(ES, 0);
+        if let PrivateJwk::Ec { crv, .. } = &mut p384.private_jwk {
+            *crv = "P-384".into();
+        }
+        let json = KeyRing { keys: vec![p384.clone()] }.to_json();
+        assert_eq!(KeyRing::parse(&json), Err(KeyRingError::InvalidKey { kid: p384.kid, reason: "not a P-256 key" }));
+        let symmetric = r#"{"keys":[{"kid":"x","published_at":0,"private_jwk":{"kty":"oct","k":"c2VjcmV0"}}]}"#;
+        assert!(matches!(KeyRing::parse(symmetric), Err(KeyRingError::Malformed(_))));
         assert!(matches!(KeyRing::parse("{}"), Err(KeyRingError::Malformed(_))));
-        assert_eq!(KeyRing::default().signing_key(0, HOUR).err(), Some(KeyRingError::Empty));
+        assert_eq!(KeyRing::default().signing_key(0, HOUR, ES).err(), Some(KeyRingError::Empty));
+    }
+
+    #[test]
+    fn given_keys_of_both_algorithms_then_only_the_configured_one_signs() {
+        // GIVEN an ES256 key published long ago and an RS256 key just added (an algorithm switch)
+        let (es, rs) = (RingKey::generate(ES, 0), RingKey::generate(SigningAlgorithm::Rs256, 20_000));
+        let ring = KeyRing { keys: vec![es.clone(), rs.clone()] };
+        // THEN each algorithm's signer is its own key, the new RSA key at once (the only one)
+        assert_eq!(ring.signing_key(20_000, HOUR, ES).unwrap().kid, es.kid);
+        assert_eq!(ring.signing_key(20_000, HOUR, SigningAlgorithm::Rs256).unwrap().kid, rs.kid);
+        assert_eq!(
+            ring.without(&rs.kid).signing_key(0, HOUR, SigningAlgorithm::Rs256).err(),
+            Some(KeyRingError::Empty)
+        );
     }
 
     #[test]
     fn given_a_ring_round_tripped_through_json_then_it_is_unchanged() {
-        let ring = KeyRing { keys: vec![RingKey::generate(5)] }.rotated(RingKey::generate(10), 10, TTL, HOUR);
+        let ring = KeyRing { keys: vec![RingKey::generate(ES, 5)] }.rotated(RingKey::generate(ES, 10), 10, TTL, HOUR);
         assert_eq!(KeyRing::parse(&ring.to_json()).unwrap(), ring);
     }
 
     #[test]
     fn given_two_rotations_in_quick_succession_then_no_key_signs_before_it_was_published_for_max_age() {
         // GIVEN a first key at t=0, then rotations at t=100 and t=200 (well within an hour)
-        let a = RingKey::generate(0);
+        let a = RingKey::generate(ES, 0);
         let first = KeyRing { keys: vec![a.clone()] };
-        let b = RingKey::generate(100);
+        let b = RingKey::generate(ES, 100);
         let second = first.rotated(b.clone(), 100, TTL, HOUR);
-        let c = RingKey::generate(200);
+        let c = RingKey::generate(ES, 200);
         let third = second.rotated(c.clone(), 200, TTL, HOUR);
         let max_age = HOUR.as_secs() as i64;
         // THEN the first key signs at once and until b has been published for an hour
-        assert_eq!(first.signing_key(0, HOUR).unwrap().kid, a.kid);
-        assert_eq!(third.signing_key(100 + max_age - 1, HOUR).unwrap().kid, a.kid);
-        assert_eq!(third.signing_key(100 + max_age, HOUR).unwrap().kid, b.kid);
-        assert_eq!(third.signing_key(200 + max_age, HOUR).unwrap().kid, c.kid);
+        assert_eq!(first.signing_key(0, HOUR, ES).unwrap().kid, a.kid);
+        assert_eq!(third.signing_key(100 + max_age - 1, HOUR, ES).unwrap().kid, a.kid);
+        assert_eq!(third.signing_key(100 + max_age, HOUR, ES).unwrap().kid, b.kid);
+        assert_eq!(third.signing_key(200 + max_age, HOUR, ES).unwrap().kid, c.kid);
         // AND each key's end of signing is when its successor takes over
         assert_eq!(third.find(&a.kid).unwrap().retired_at, Some(100 + max_age));
         assert_eq!(third.find(&b.kid).unwrap().retired_at, Some(200 + max_age));
@@ -323,12 +496,12 @@ mod tests {
     #[test]
     fn given_a_retired_key_then_it_leaves_the_ring_only_after_its_last_token_and_cached_jwks_expired() {
         // GIVEN a key retired (b takes over) at 100 + max_age
-        let a = RingKey::generate(0);
-        let ring = KeyRing { keys: vec![a.clone()] }.rotated(RingKey::generate(100), 100, TTL, HOUR);
+        let a = RingKey::generate(ES, 0);
+        let ring = KeyRing { keys: vec![a.clone()] }.rotated(RingKey::generate(ES, 100), 100, TTL, HOUR);
         let gone_at = 100 + (HOUR + TTL + HOUR).as_secs() as i64;
         // WHEN the next rotation happens just before, then at, the end of its need
-        let kept = ring.rotated(RingKey::generate(gone_at - 1), gone_at - 1, TTL, HOUR);
-        let dropped = ring.rotated(RingKey::generate(gone_at), gone_at, TTL, HOUR);
+        let kept = ring.rotated(RingKey::generate(ES, gone_at - 1), gone_at - 1, TTL, HOUR);
+        let dropped = ring.rotated(RingKey::generate(ES, gone_at), gone_at, TTL, HOUR);
         // THEN it is kept, then dropped (from the ring and so from the JWKS)
         assert!(kept.find(&a.kid).is_some());
         assert!(dropped.find(&a.kid).is_none());
@@ -339,15 +512,15 @@ mod tests {
     #[test]
     fn given_the_signing_key_removed_in_an_emergency_then_signers_move_at_once_to_the_newest_published() {
         // GIVEN a ring where a signs, b is published and eligible, c is brand new
-        let (a, b, c) = (RingKey::generate(0), RingKey::generate(10), RingKey::generate(20_000));
+        let (a, b, c) = (RingKey::generate(ES, 0), RingKey::generate(ES, 10), RingKey::generate(ES, 20_000));
         let ring = KeyRing { keys: vec![a.clone(), b.clone(), c.clone()] };
-        assert_eq!(ring.signing_key(20_000, HOUR).unwrap().kid, b.kid);
+        assert_eq!(ring.signing_key(20_000, HOUR, ES).unwrap().kid, b.kid);
         // WHEN b is removed
         let ring = ring.without(&b.kid);
         // THEN a, the newest key published for max-age, signs; c only when it has been
-        assert_eq!(ring.signing_key(20_000, HOUR).unwrap().kid, a.kid);
+        assert_eq!(ring.signing_key(20_000, HOUR, ES).unwrap().kid, a.kid);
         assert!(ring.jwks().find(&b.kid).is_none());
         // AND with only c left, c signs at once
-        assert_eq!(ring.without(&a.kid).signing_key(20_000, HOUR).unwrap().kid, c.kid);
+        assert_eq!(ring.without(&a.kid).signing_key(20_000, HOUR, ES).unwrap().kid, c.kid);
     }
 }

@@ -24,13 +24,16 @@ impl TokenServices {
             ring.key_ring_secret_id()?,
             config.key_cache_ttl,
             ring.signing_delay,
+            ring.algorithm,
         );
         Self::with(config, aws, keys)
     }
 
     /// For functions that only verify access tokens.
     pub fn verifying(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        let keys = TokenKeys::verifying(aws.secrets.clone(), config.key_ring.jwks_secret_id()?, config.key_cache_ttl);
+        let ring = &config.key_ring;
+        let keys =
+            TokenKeys::verifying(aws.secrets.clone(), ring.jwks_secret_id()?, config.key_cache_ttl, ring.algorithm);
         Self::with(config, aws, keys)
     }
 

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::DependencyError;
-use crate::keyring::{KeyRing, KeyRingError, Signer};
+use crate::keyring::{KeyRing, KeyRingError, Signer, SigningAlgorithm};
 use crate::keys::read_secret;
 
 const SERVICE: &str = "Secrets Manager";
@@ -45,7 +45,7 @@ enum Source {
 struct Loaded {
     /// The ring and a signer per key (signing functions only).
     ring: Option<(KeyRing, HashMap<String, Arc<Signer>>)>,
-    verifiers: HashMap<String, Arc<DecodingKey>>,
+    verifiers: HashMap<String, (SigningAlgorithm, Arc<DecodingKey>)>,
     /// The public keys as published.
     jwks: Arc<JwkSet>,
 }
@@ -66,27 +66,41 @@ pub struct TokenKeys {
     ttl: Duration,
     /// How long a key must have been published before it signs.
     signing_delay: Duration,
+    /// The one algorithm keys sign and verify with.
+    algorithm: SigningAlgorithm,
     cache: Mutex<Cache>,
 }
 
 impl TokenKeys {
     /// Keys of a signing function: the private ring in `secret_id`.
-    pub fn signing(client: Client, secret_id: impl Into<String>, ttl: Duration, signing_delay: Duration) -> Self {
+    pub fn signing(
+        client: Client,
+        secret_id: impl Into<String>,
+        ttl: Duration,
+        signing_delay: Duration,
+        algorithm: SigningAlgorithm,
+    ) -> Self {
         let source = Source::Ring { client, secret_id: secret_id.into() };
-        Self { source, ttl, signing_delay, cache: Mutex::default() }
+        Self { source, ttl, signing_delay, algorithm, cache: Mutex::default() }
     }
 
     /// Keys of a verify-only function: the public JWKS in `secret_id`.
-    pub fn verifying(client: Client, secret_id: impl Into<String>, ttl: Duration) -> Self {
+    pub fn verifying(client: Client, secret_id: impl Into<String>, ttl: Duration, algorithm: SigningAlgorithm) -> Self {
         let source = Source::Jwks { client, secret_id: secret_id.into() };
-        Self { source, ttl, signing_delay: Duration::ZERO, cache: Mutex::default() }
+        Self { source, ttl, signing_delay: Duration::ZERO, algorithm, cache: Mutex::default() }
     }
 
-    /// A ring that never changes (unit tests and benchmarks).
+    /// A ring that never changes (unit tests and benchmarks), of its first key's algorithm.
     pub fn fixed(ring: KeyRing, signing_delay: Duration) -> Self {
+        let algorithm = ring.keys.first().map_or(SigningAlgorithm::Es256, |key| key.algorithm());
         let loaded = Loaded::from_ring(ring).expect("a fixed ring of valid keys");
         let cache = Cache { loaded: Some(Arc::new(loaded)), ..Cache::default() };
-        Self { source: Source::Fixed, ttl: Duration::MAX, signing_delay, cache: Mutex::new(cache) }
+        Self { source: Source::Fixed, ttl: Duration::MAX, signing_delay, algorithm, cache: Mutex::new(cache) }
+    }
+
+    /// The algorithm tokens are signed and verified with.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
     }
 
     /// Loads the keys ahead of the first request. A failure is only logged: the first request
@@ -109,7 +123,7 @@ impl TokenKeys {
         let Some((ring, signers)) = &loaded.ring else {
             return Err(DependencyError::failed(SERVICE, "a verify-only function has no signing key"));
         };
-        match ring.signing_key(now, self.signing_delay) {
+        match ring.signing_key(now, self.signing_delay, self.algorithm) {
             Ok(key) => Ok(signers[&key.kid].clone()),
             Err(KeyRingError::Empty) => Err(DependencyError::Unavailable {
                 service: SERVICE,
@@ -126,11 +140,14 @@ impl TokenKeys {
         Ok(cache.loaded.as_ref().expect("fresh keys are loaded").jwks.clone())
     }
 
-    /// The public key with this `kid`, if the ring or JWKS holds it.
+    /// The public key with this `kid`, if the ring or JWKS holds it for the configured algorithm.
     pub async fn verifier(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, DependencyError> {
         let mut cache = self.cache.lock().await;
         self.ensure_fresh(&mut cache).await?;
-        let find = |cache: &Cache| cache.loaded.as_ref().and_then(|loaded| loaded.verifiers.get(kid).cloned());
+        let find = |cache: &Cache| {
+            let (algorithm, key) = cache.loaded.as_ref()?.verifiers.get(kid)?;
+            (*algorithm == self.algorithm).then(|| key.clone())
+        };
         if let Some(key) = find(&cache) {
             return Ok(Some(key));
         }
@@ -211,27 +228,34 @@ impl Loaded {
             .map(|key| {
                 let jwk = key.public_jwk();
                 DecodingKey::from_jwk(&jwk)
-                    .map(|decoding| (key.kid.clone(), Arc::new(decoding)))
+                    .map(|decoding| (key.kid.clone(), (key.algorithm(), Arc::new(decoding))))
                     .map_err(|_| KeyRingError::InvalidKey { kid: key.kid.clone(), reason: "no public key" })
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
         Ok(Self { jwks: Arc::new(ring.jwks()), ring: Some((ring, signers)), verifiers })
     }
 
-    /// The published keys; only ES256 keys with a `kid` verify anything.
+    /// The published keys: each an ES256 (P-256) or RS256 (RSA) key with a `kid`.
     fn from_jwks(text: &str) -> Result<Self, KeyRingError> {
         let set: JwkSet = serde_json::from_str(text).map_err(|e| KeyRingError::Malformed(e.to_string()))?;
         let mut verifiers = HashMap::new();
         for jwk in &set.keys {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
             let invalid = |reason| KeyRingError::InvalidKey { kid: kid.clone(), reason };
-            let es256 = jwk.common.key_algorithm == Some(KeyAlgorithm::ES256)
-                && matches!(&jwk.algorithm, AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256);
-            if kid.is_empty() || !es256 {
-                return Err(invalid("not an ES256 key with a kid"));
+            let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(ec))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    SigningAlgorithm::Es256
+                }
+                (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) => SigningAlgorithm::Rs256,
+                _ => return Err(invalid("not an ES256 or RS256 key")),
+            };
+            if kid.is_empty() {
+                return Err(invalid("no kid"));
             }
             let decoding = DecodingKey::from_jwk(jwk).map_err(|_| invalid("not a usable public key"))?;
-            verifiers.insert(kid, Arc::new(decoding));
+            verifiers.insert(kid, (algorithm, Arc::new(decoding)));
         }
         Ok(Self { ring: None, verifiers, jwks: Arc::new(set) })
     }

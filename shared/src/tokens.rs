@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use crate::config::{ConfigError, Issuer, TokenSettings};
 use crate::domain::{FamilyId, TokenHash, UserId};
 use crate::error::ApiError;
-use crate::keyring::ALGORITHM;
 use crate::token_keys::TokenKeys;
 
 /// The JOSE `typ` of access tokens (RFC 9068), which keeps other JWTs from passing as one.
@@ -117,7 +116,7 @@ impl AccessTokens {
             jti: uuid::Uuid::new_v4().to_string(),
             email_verified,
         };
-        let mut header = Header::new(ALGORITHM);
+        let mut header = Header::new(signer.algorithm.jose());
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = Some(signer.kid.clone());
         jsonwebtoken::encode(&header, &claims, &signer.encoding).map_err(|e| ApiError::Internal(e.into()))
@@ -133,7 +132,8 @@ impl AccessTokens {
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidAccessToken("malformed header"))?;
-        if header.alg != ALGORITHM {
+        let algorithm = self.keys.algorithm().jose();
+        if header.alg != algorithm {
             return Err(ApiError::InvalidAccessToken("unexpected algorithm"));
         }
         if header.typ.as_deref().is_none_or(|typ| !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
@@ -142,7 +142,7 @@ impl AccessTokens {
         let kid = header.kid.ok_or(ApiError::InvalidAccessToken("no kid"))?;
         let key = self.keys.verifier(&kid).await?.ok_or(ApiError::InvalidAccessToken("unknown kid"))?;
 
-        let mut validation = Validation::new(ALGORITHM);
+        let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
@@ -318,7 +318,7 @@ pub fn token_pair(access_token: String, settings: &TokenSettings, refresh: &Refr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::{KeyRing, RingKey};
+    use crate::keyring::{KeyRing, RingKey, SigningAlgorithm};
     use crate::token_keys::TokenKeys;
     use jsonwebtoken::{Algorithm, EncodingKey};
     use std::sync::LazyLock;
@@ -326,7 +326,7 @@ mod tests {
 
     const ISS: &str = "https://issuer.test";
     const USER: &str = "0d9a4c1e-8f7b-4a6d-9c3e-2b1a0f9e8d7c";
-    static KEY: LazyLock<RingKey> = LazyLock::new(|| RingKey::generate(0));
+    static KEY: LazyLock<RingKey> = LazyLock::new(|| RingKey::generate(SigningAlgorithm::Es256, 0));
 
     fn settings() -> TokenSettings {
         let issuer = Issuer::Fixed(ISS.into());
@@ -398,7 +398,7 @@ mod tests {
             "unexpected algorithm",
         ));
         // A key of the attacker's own, embedded in the header, under our kid or its own.
-        let attacker = RingKey::generate(0);
+        let attacker = RingKey::generate(SigningAlgorithm::Es256, 0);
         let mut embedded = header();
         embedded.jwk = Some(attacker.public_jwk());
         let theirs = attacker.signer().unwrap().encoding;
@@ -414,7 +414,7 @@ mod tests {
         let mut unknown_kid = header();
         unknown_kid.kid = Some("v1".into());
         cases.push(("unknown kid".into(), forge(&unknown_kid, &claims(now), &ours()), "unknown kid"));
-        let other_key = RingKey::generate(0).signer().unwrap().encoding;
+        let other_key = RingKey::generate(SigningAlgorithm::Es256, 0).signer().unwrap().encoding;
         cases.push(("other key".into(), forge(&header(), &claims(now), &other_key), "bad signature"));
         let mut expired = claims(now - 3600);
         expired["iat"] = (now - 3600).into();

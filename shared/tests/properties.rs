@@ -12,7 +12,7 @@ use serde_json::{Map, Number, Value};
 use shared::config::{Issuer, TokenSettings};
 use shared::domain::{DisplayName, Email, NewPassword, PasswordPolicy, SubmittedPassword, UserId};
 use shared::http::JsonFields;
-use shared::keyring::{KeyRing, RingKey};
+use shared::keyring::{KeyRing, RingKey, SigningAlgorithm};
 use shared::token_keys::TokenKeys;
 use shared::tokens::{AccessTokens, Family, RefreshToken, MAX_TOKEN_BYTES};
 use shared::ApiError;
@@ -57,7 +57,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 const ISS: &str = "https://issuer.test";
 
 fn tokens() -> AccessTokens {
-    let ring = KeyRing { keys: vec![RingKey::generate(0)] };
+    let ring = KeyRing { keys: vec![RingKey::generate(SigningAlgorithm::Es256, 0)] };
     let issuer = Issuer::Fixed(ISS.into());
     let settings = TokenSettings::new(issuer, "clients".into(), Duration::from_secs(900), Duration::from_secs(604_800));
     AccessTokens::new(Arc::new(TokenKeys::fixed(ring, Duration::from_secs(3600))), settings).expect("an issuer")

@@ -492,13 +492,14 @@ impl Stack {
             .expect("the key ring");
         let ring = shared::keyring::KeyRing::parse(value.secret_string().expect("a JSON ring")).expect("a valid ring");
         let delay = self.function("LoginFunction").config.key_ring.signing_delay;
-        ring.signing_key(shared::now_epoch(), delay).expect("a rotated stack has a key").clone()
+        let algorithm = self.function("LoginFunction").config.key_ring.algorithm;
+        ring.signing_key(shared::now_epoch(), delay, algorithm).expect("a rotated stack has a key").clone()
     }
 
     /// An access token with these claims, signed as the signers sign (`ES256`, `at+jwt`, `kid`).
     pub async fn sign(&self, claims: &Value) -> String {
         let key = self.signing_key().await;
-        let mut header = jsonwebtoken::Header::new(shared::keyring::ALGORITHM);
+        let mut header = jsonwebtoken::Header::new(key.algorithm().jose());
         header.typ = Some(shared::tokens::ACCESS_TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.signer().expect("a valid key").encoding).expect("a signed token")

@@ -23,7 +23,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use shared::keyring::RingKey;
+use shared::keyring::{RingKey, SigningAlgorithm};
 use shared::mail::MailToken;
 use shared::testing::{request_from, TEST_ISSUER};
 use tests::{event_json, parts, unique_email, Stack, PASSWORD};
@@ -183,7 +183,7 @@ fn garbage(len: usize) -> Vec<u8> {
 
 /// A P-256 key that is not the signing key, for forged tokens.
 fn forged_key() -> EncodingKey {
-    RingKey::generate(0).signer().unwrap().encoding
+    RingKey::generate(SigningAlgorithm::Es256, 0).signer().unwrap().encoding
 }
 
 /// A JWT segment: JSON, base64url without padding.

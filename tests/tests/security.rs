@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::DecodingKey;
 use serde_json::{json, Value};
-use shared::keyring::KeyRing;
+use shared::keyring::{KeyRing, PrivateJwk};
 use shared::services::TokenServices;
 use shared::testing::TEST_ISSUER;
 use tests::verifier::GatewayVerifier;
@@ -429,7 +429,9 @@ async fn given_a_short_throttle_key_or_a_damaged_key_ring_when_logging_in_then_a
     let valid: String = "t".repeat(32);
     stack.secrets.put_secret_value().secret_id(&throttle_secret).secret_string(valid).send().await.unwrap();
     let mut ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
-    ring.keys[0].private_jwk.d = ring.keys[0].private_jwk.x.clone();
+    if let PrivateJwk::Ec { x, d, .. } = &mut ring.keys[0].private_jwk {
+        d.clone_from(x);
+    }
     stack.put_secret("KeyRingSecret", &ring.to_json()).await;
     stack.login = stack.fresh("LoginFunction");
     let response = stack.post("login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use shared::keyring::{KeyRing, RingKey};
+use shared::keyring::{KeyRing, PrivateJwk, RingKey, SigningAlgorithm};
 use shared::testing::TEST_ISSUER;
 use tests::{assert_problem, parts, Stack, PASSWORD};
 
@@ -122,7 +122,7 @@ async fn hs256_signed_with_the_public_key_or_another_public_value_is_refused() {
     let t = target().await;
     let jwk = t.key.public_jwk();
     let jwk_json = serde_json::to_string(&jwk).unwrap();
-    let (x, y) = (&t.key.private_jwk.x, &t.key.private_jwk.y);
+    let PrivateJwk::Ec { x, y, .. } = &t.key.private_jwk else { panic!("an ES256 key") };
     let point = [vec![4u8], URL_SAFE_NO_PAD.decode(x).unwrap(), URL_SAFE_NO_PAD.decode(y).unwrap()].concat();
     let public_values: [&[u8]; 8] = [
         t.jwks.as_bytes(),
@@ -158,7 +158,7 @@ async fn rs_es384_and_other_algorithm_claims_are_refused() {
 async fn a_key_embedded_in_the_header_is_never_used() {
     // GIVEN an attacker's own key, offered in the header (`jwk`, RFC 7515 §4.1.3) and signing
     let t = target().await;
-    let attacker = RingKey::generate(0);
+    let attacker = RingKey::generate(SigningAlgorithm::Es256, 0);
     let theirs = attacker.signer().unwrap().encoding;
     let mut header = t.header();
     header.jwk = Some(attacker.public_jwk());
@@ -334,4 +334,42 @@ async fn unknown_kids_make_at_most_one_secrets_manager_read_every_five_seconds()
     assert_eq!(first, 1, "Secrets Manager calls for the first unknown kid");
     assert_eq!(t.stack.secrets_calls.take(), 0, "calls for 19 more unknown kids within 5 s");
     assert_eq!(parts(t.stack.get_user("me", Some(&t.genuine)).await).0, 200);
+}
+
+#[tokio::test]
+async fn with_rs256_configured_tokens_are_rs256_and_es256_or_hmac_with_the_public_key_are_refused() {
+    // GIVEN a stack configured for RS256, rotated (its first key is RSA) and a user's token
+    let stack = Stack::with_env(&[("SIGNING_ALGORITHM", "RS256")]).await;
+    let user = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
+    let access = stack.login_user("ada@example.com", PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let key = stack.signing_key().await;
+    assert_eq!(key.algorithm(), SigningAlgorithm::Rs256);
+    assert_eq!(jsonwebtoken::decode_header(&access).unwrap().alg, Algorithm::RS256);
+    assert_eq!(parts(stack.get_user("me", Some(&access)).await).0, 200);
+    let (_, _, discovery) = parts(stack.send(&tests::event_json("openid-configuration.json")).await);
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["RS256"]));
+
+    // WHEN tokens come signed otherwise: ES256 under our kid and under its own; HS256 keyed with
+    // the published RSA key; THEN each is refused
+    let now = shared::now_epoch();
+    let claims = json!({"iss": TEST_ISSUER, "aud": "serverless-auth", "sub": user["id"], "iat": now, "exp": now + 600, "jti": "x"});
+    let ec = RingKey::generate(SigningAlgorithm::Es256, 0);
+    let mut forged = Vec::new();
+    for kid in [key.kid.clone(), ec.kid.clone()] {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(kid);
+        forged.push(jsonwebtoken::encode(&header, &claims, &ec.signer().unwrap().encoding).unwrap());
+    }
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.kid.clone());
+    let public = serde_json::to_vec(&key.public_jwk()).unwrap();
+    forged.push(jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap());
+    for token in forged {
+        let (headers, _) = assert_problem(stack.get_user("me", Some(&token)).await, 401);
+        assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
+    }
+    // AND the same claims signed with the stack's RSA key pass: only the algorithm was wrong
+    assert_eq!(parts(stack.get_user("me", Some(&stack.sign(&claims).await)).await).0, 200);
 }

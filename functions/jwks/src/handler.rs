@@ -21,7 +21,7 @@ use serde::Serialize;
 use shared::aws::Clients;
 use shared::config::{Config, ConfigError, Issuer};
 use shared::http::{json_response, require_method};
-use shared::keyring::ALGORITHM_NAME;
+use shared::keyring::SigningAlgorithm;
 use shared::lambda::{Function, RequestLog};
 use shared::token_keys::TokenKeys;
 use shared::{ApiError, DependencyError};
@@ -40,7 +40,7 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let jwks = config.key_ring.jwks_secret_id()?;
         Ok(Self {
-            keys: TokenKeys::verifying(aws.secrets.clone(), jwks, config.key_cache_ttl),
+            keys: TokenKeys::verifying(aws.secrets.clone(), jwks, config.key_cache_ttl, config.key_ring.algorithm),
             issuer: config.tokens.issuer()?.clone(),
             max_age: config.key_ring.jwks_max_age,
         })
@@ -64,7 +64,7 @@ impl Function for Deps {
             }
             json_response(StatusCode::OK, &*jwks)?
         } else if path.ends_with(DISCOVERY_PATH) {
-            json_response(StatusCode::OK, &Discovery::of(self.issuer.of(req)?))?
+            json_response(StatusCode::OK, &Discovery::of(self.issuer.of(req)?, self.keys.algorithm()))?
         } else {
             return Err(ApiError::NotFound);
         };
@@ -83,12 +83,12 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub fn of(issuer: String) -> Self {
+    pub fn of(issuer: String, algorithm: SigningAlgorithm) -> Self {
         Self {
             jwks_uri: format!("{issuer}{JWKS_PATH}"),
             issuer,
             subject_types_supported: ["public"],
-            id_token_signing_alg_values_supported: [ALGORITHM_NAME],
+            id_token_signing_alg_values_supported: [algorithm.name()],
         }
     }
 }

@@ -19,7 +19,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Header, Validation};
 use shared::aws::Clients;
 use shared::config::{ConfigError, KeyRingSettings};
-use shared::keyring::{KeyRing, RingKey, ALGORITHM};
+use shared::keyring::{KeyRing, RingKey};
 use shared::Config;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -109,7 +109,12 @@ impl Deps {
 
     async fn create(&self, token: &str, now: i64) -> Result<(), Error> {
         let current = KeyRing::parse(&self.ring(&self.key_ring_secret_id, None, CURRENT).await?)?;
-        let ring = current.rotated(RingKey::generate(now), now, self.access_ttl, self.settings.signing_delay);
+        let ring = current.rotated(
+            RingKey::generate(self.settings.algorithm, now),
+            now,
+            self.access_ttl,
+            self.settings.signing_delay,
+        );
         self.secrets
             .put_secret_value()
             .secret_id(&self.key_ring_secret_id)
@@ -140,12 +145,13 @@ impl Deps {
     async fn test(&self, token: &str) -> Result<(), Error> {
         let ring = self.pending(token).await?;
         let jwks: JwkSet = serde_json::from_str(&self.ring(&self.jwks_secret_id, None, CURRENT).await?)?;
-        let mut validation = Validation::new(ALGORITHM);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
         for key in &ring.keys {
+            let algorithm = key.algorithm().jose();
+            let mut validation = Validation::new(algorithm);
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
             let signer = key.signer()?;
-            let mut header = Header::new(ALGORITHM);
+            let mut header = Header::new(algorithm);
             header.kid = Some(signer.kid.clone());
             let probe = jsonwebtoken::encode(&header, &serde_json::json!({"probe": token}), &signer.encoding)?;
             let published = jwks.find(&key.kid).ok_or_else(|| format!("key {} is not in the JWKS", key.kid))?;
