@@ -28,6 +28,9 @@ fn routes_match_the_spec() {
             ("POST", "/refresh", "refresh", true, t(120.0, 240)),
             ("GET", "/users/{id}", "get-user", true, t(120.0, 240)),
             ("GET", "/health", "health", true, t(10.0, 20)),
+            // Public: verifiers send no API key.
+            ("GET", "/.well-known/jwks.json", "jwks", false, t(20.0, 40)),
+            ("GET", "/.well-known/openid-configuration", "jwks", false, t(20.0, 40)),
             ("POST", "/logout", "logout", true, t(50.0, 100)),
             ("POST", "/logout/all", "logout-all", true, t(50.0, 100)),
             ("POST", "/email/verify", "email-verify", true, t(50.0, 100)),
@@ -112,6 +115,7 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("URL_SUFFIX", "amazonaws.com"),
         ("JWKS_SECRET_ID", jwks),
         ("JWKS_MAX_AGE_SECONDS", "3600"),
+        ("SIGNING_ALGORITHM", "ES256"),
         ("TOKEN_AUDIENCE", "serverless-auth"),
         ("ACCESS_TOKEN_TTL_SECONDS", "900"),
         ("REFRESH_TOKEN_TTL_SECONDS", "604800"),

@@ -167,8 +167,16 @@ mod tests {
             .unwrap()
             .expect("WafEnabled defaults to true");
         let summary: Vec<_> = acl.rules.iter().map(|r| (r.name.as_str(), r.limit, r.window.as_secs())).collect();
-        assert_eq!(summary, [("register-per-ip", 50, 60), ("login-per-ip", 10, 60), ("refresh-per-ip", 300, 60)]);
+        let expected = [
+            ("register-per-ip", 50, 60),
+            ("login-per-ip", 10, 60),
+            ("refresh-per-ip", 300, 60),
+            ("keys-per-ip", 100, 60),
+        ];
+        assert_eq!(summary, expected);
         assert_eq!(acl.rules[1].scope_down, Some(starts_with("/prod/login")));
+        // The public keys need no API key: their per-IP limit covers both documents.
+        assert_eq!(acl.rules[3].scope_down, Some(starts_with("/prod/.well-known/")));
         assert_eq!(Template::load_with_overrides(path, "EnableWaf=false").unwrap().web_acl().unwrap(), None);
     }
 
