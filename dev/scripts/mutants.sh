@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the security-critical code: `cargo mutants` changes shared's tokens.rs,
-# keys.rs, password.rs, domain/ and store/ one mutation at a time and expects a test to fail.
+# keyring.rs, token_keys.rs, keys.rs, password.rs, domain/ and store/ one mutation at a time and expects a test to fail.
 # Not part of `make test` (about an hour for all on 2 cores; shards split it).
 #
 # Usage: dev/scripts/mutants.sh [K/N]
@@ -67,7 +67,7 @@ log "baseline: passed in $((($(now_ms) - start) / 1000)) s"
 
 args=(
     --package shared
-    --file shared/src/tokens.rs --file shared/src/keys.rs --file shared/src/password.rs
+    --file shared/src/tokens.rs --file shared/src/keyring.rs --file shared/src/token_keys.rs --file shared/src/keys.rs --file shared/src/password.rs
     --file 'shared/src/domain/*.rs' --file 'shared/src/store/*.rs'
     --test-package shared,tests --baseline skip
     --timeout "${MUTANT_TIMEOUT:-300}"

@@ -287,7 +287,10 @@ pub struct KeyRing {
 impl KeyRing {
     /// The ring stored in the signing secret; every key must be usable.
     pub fn parse(json: &str) -> Result<Self, KeyRingError> {
-        let ring: Self = serde_json::from_str(json).map_err(|e| KeyRingError::Malformed(e.to_string()))?;
+        // Not serde's message: it may quote a value, and a value here can be a private key.
+        let ring: Self = serde_json::from_str(json).map_err(|e| {
+            KeyRingError::Malformed(format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()))
+        })?;
         for key in &ring.keys {
             key.signer()?;
         }
@@ -318,14 +321,21 @@ impl KeyRing {
 
     /// The ring with `new` added: every key that had no successor stops signing once `new` may
     /// sign (`delay` after it is published), and keys no longer needed are dropped.
+    ///
+    /// The key that signs now is always kept, and signs until `new` may: after an emergency
+    /// removal it can be one that had already stopped.
     pub fn rotated(&self, new: RingKey, now: i64, access_ttl: Duration, delay: Duration) -> Self {
         let takes_over = new.published_at + delay.as_secs() as i64;
+        let signing = self.signing_key(now, delay, new.algorithm()).ok().map(|key| key.kid.clone());
         let mut keys: Vec<RingKey> = self
             .keys
             .iter()
-            .filter(|key| key.needed(now, access_ttl, delay))
+            .filter(|key| key.needed(now, access_ttl, delay) || signing.as_ref() == Some(&key.kid))
             .cloned()
             .map(|mut key| {
+                if signing.as_ref() == Some(&key.kid) && key.retired_at.is_some_and(|retired| retired <= now) {
+                    key.retired_at = Some(takes_over);
+                }
                 key.retired_at.get_or_insert(takes_over);
                 key
             })
@@ -522,5 +532,30 @@ mod tests {
         assert!(ring.jwks().find(&b.kid).is_none());
         // AND with only c left, c signs at once
         assert_eq!(ring.without(&a.kid).signing_key(20_000, HOUR, ES).unwrap().kid, c.kid);
+    }
+
+    #[test]
+    fn given_an_emergency_removal_mid_cycle_when_rotating_then_the_key_signing_again_is_kept_until_the_new_one_may_sign(
+    ) {
+        // GIVEN b, long retired, signing again because c (its successor) was removed
+        let (b, c) = (RingKey::generate(ES, 0), RingKey::generate(ES, 100));
+        let ring = KeyRing { keys: vec![b.clone()] }.rotated(c.clone(), 100, TTL, HOUR).without(&c.kid);
+        let now = 100_000;
+        assert_eq!(ring.signing_key(now, HOUR, ES).unwrap().kid, b.kid);
+        // WHEN the ring rotates (which would drop a key retired that long ago)
+        let d = RingKey::generate(ES, now);
+        let rotated = ring.rotated(d.clone(), now, TTL, HOUR);
+        // THEN b stays, signing until d may, and d waits its delay
+        assert_eq!(rotated.find(&b.kid).unwrap().retired_at, Some(now + HOUR.as_secs() as i64));
+        assert_eq!(rotated.signing_key(now + 1, HOUR, ES).unwrap().kid, b.kid);
+        assert_eq!(rotated.signing_key(now + HOUR.as_secs() as i64, HOUR, ES).unwrap().kid, d.kid);
+    }
+
+    #[test]
+    fn given_a_ring_whose_value_is_not_a_ring_then_the_error_quotes_none_of_it() {
+        let secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
+        let json = format!(r#"{{"keys":[{{"kid":"x","published_at":0,"private_jwk":"{secret}"}}]}}"#);
+        let error = KeyRing::parse(&json).unwrap_err().to_string();
+        assert!(!error.contains(secret), "{error}");
     }
 }

@@ -412,6 +412,7 @@ async fn a_third_party_verifies_tokens_from_the_published_keys_alone_before_and_
     // route's own cache lifetime, before it signs)
     rotate_key_ring().await;
     let again = call("POST", &format!("{api}/login"), &headers, Some(credentials.to_string())).await;
+    assert_eq!(again.status, 200, "{}", again.body);
     let after = again.body["access_token"].as_str().unwrap().to_owned();
     let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     assert_eq!(kid(&after), kid(&access), "a key signs only once published for JwksMaxAge");

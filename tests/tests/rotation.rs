@@ -134,3 +134,20 @@ async fn given_a_ring_that_cannot_be_read_when_rotating_then_create_fails_and_no
     assert!(error.contains("key ring"), "{error}");
     assert!(labelled(&stages(&stack).await, "AWSPENDING").is_empty());
 }
+
+#[tokio::test]
+async fn given_a_set_secret_long_after_create_secret_then_it_publishes_nothing() {
+    // GIVEN a rotation whose createSecret ran at t=1000
+    let stack = Stack::unrotated().await;
+    let token = uuid::Uuid::new_v4().to_string();
+    run(&stack, "createSecret", &token, 1_000).await.unwrap();
+
+    // WHEN setSecret comes more than five minutes later (a retried step)
+    let error = run(&stack, "setSecret", &token, 1_301).await.expect_err("a stale pending key");
+
+    // THEN it refuses, saying what to do, and the JWKS still lists no key: the key stamped at
+    // t=1000 would otherwise sign before verifiers could have fetched it
+    assert!(error.contains("made 301 s ago") && error.contains("rotate again"), "{error}");
+    assert_eq!(secret(&stack, "JwksSecret").await, r#"{"keys":[]}"#);
+    run(&stack, "setSecret", &token, 1_300).await.expect("within five minutes");
+}

@@ -1,4 +1,4 @@
-//! The signing-key secret: generated locally the way `GenerateSecretString` would.
+//! The template's secrets: generated locally the way `GenerateSecretString` would, or its literal `SecretString`.
 
 use std::collections::BTreeMap;
 

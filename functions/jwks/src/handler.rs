@@ -2,7 +2,8 @@
 //!
 //! - `GET /.well-known/jwks.json` → `200` with the public JWKS: every key that may have signed a
 //!   live token, and the next one. `Cache-Control: public, max-age=<JwksMaxAge>`: a new key is
-//!   published at least that long before it signs, so a cached copy is never missing a signer.
+//!   published at least that long (plus `KeyCacheTtlSeconds`, this function's own cache) before
+//!   it signs, so a cached copy is never missing a signer.
 //!   Before the key ring's first rotation there is no key: `503` with `Retry-After` (an empty
 //!   set must not be cached for an hour by a verifier that the first key then fails).
 //! - `GET /.well-known/openid-configuration` → `200` with exactly `issuer`, `jwks_uri`,

@@ -5,13 +5,14 @@
 //!   rotation's token; nothing if that version exists. A ring that cannot be read stops the
 //!   rotation rather than lose keys.
 //! - `setSecret`: the pending ring's public keys written to the JWKS secret (under the same
-//!   token, so a repeat is ignored).
+//!   token, so a repeat is ignored); refused more than 5 minutes after `createSecret` stamped the
+//!   key's publication time.
 //! - `testSecret`: every pending key signs, and the published JWKS verifies what it signed.
 //! - `finishSecret`: `AWSCURRENT` moved to the new version and `AWSPENDING` removed, so that it
 //!   exists only during a rotation.
 //!
-//! A key is published when it is added: signers wait `JwksMaxAge` before using it
-//! ([`shared::keyring`]).
+//! A key is published when it is added: signers wait `JwksMaxAge` + `KeyCacheTtlSeconds` before
+//! using it ([`shared::keyring`]).
 
 use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use aws_sdk_secretsmanager::Client;
@@ -28,6 +29,9 @@ const CURRENT: &str = "AWSCURRENT";
 const PENDING: &str = "AWSPENDING";
 
 type Error = lambda_runtime::Error;
+
+/// The longest setSecret may come after createSecret (Secrets Manager runs them back to back).
+const MAX_STEP_GAP_SECONDS: i64 = 300;
 
 pub struct Deps {
     secrets: Client,
@@ -82,7 +86,7 @@ impl Deps {
             step if !versions.contains_key(token) => {
                 Err(format!("{step}: no version {token} (createSecret comes first)").into())
             }
-            "setSecret" => self.publish(token).await,
+            "setSecret" => self.publish(token, now).await,
             "testSecret" => self.test(token).await,
             "finishSecret" => self.finish(token, &versions).await,
             other => Err(format!("unknown rotation step {other:?}").into()),
@@ -130,8 +134,20 @@ impl Deps {
         Ok(KeyRing::parse(&self.ring(&self.key_ring_secret_id, Some(token), PENDING).await?)?)
     }
 
-    async fn publish(&self, token: &str) -> Result<(), Error> {
-        let jwks = serde_json::to_string(&self.pending(token).await?.jwks())?;
+    async fn publish(&self, token: &str, now: i64) -> Result<(), Error> {
+        let ring = self.pending(token).await?;
+        // The new key may sign `signing_delay` after its `published_at`, stamped by createSecret:
+        // published much later (a retried step), it would sign before verifiers can hold it.
+        let made_at = ring.keys.iter().map(|key| key.published_at).max().unwrap_or(now);
+        if now - made_at > MAX_STEP_GAP_SECONDS {
+            return Err(format!(
+                "setSecret: the pending key was made {} s ago (more than {MAX_STEP_GAP_SECONDS} s): remove AWSPENDING \
+                 from version {token} and rotate again (README, \"Signing keys and their rotation\")",
+                now - made_at
+            )
+            .into());
+        }
+        let jwks = serde_json::to_string(&ring.jwks())?;
         self.secrets
             .put_secret_value()
             .secret_id(&self.jwks_secret_id)
