@@ -4,26 +4,37 @@
 # Usage: dev/scripts/bench.sh
 #
 #   1. installs the build tools if missing (dev/scripts/tools.sh --build: zig, the arm64 target);
-#   2. builds every function: `cargo build --release` (x86_64, the binaries that run here)
-#      and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap;
+#   2. builds every measured function: `cargo build --release` (x86_64, the binaries that run
+#      here) and `cargo lambda build --release --arm64` (sizes), and zips each bootstrap; and the
+#      key ring's rotation function (x86_64 only: it runs, it is not measured);
 #   3. runs the hot-path micro-benchmarks (`cargo bench -p shared`, criterion);
 #   4. starts DynamoDB Local and moto unless they run (stops only what it started), creates a
-#      fresh stack (table, secrets, SES sender) from template.yaml (`localdev setup`);
-#   5. runs `target/release/bench run`: each function's release bootstrap under a local Lambda
-#      Runtime API with the environment Lambda gives it, its AWS calls (DynamoDB, Secrets
-#      Manager, SES) through counting proxies and the local IAM check (a denied call fails the
-#      run), the state each invocation uses up prepared beforehand by the functions' own binaries
-#      (the mailer fed the table's stream); writes docs/performance.md and
-#      .local/bench/results.json. Function logs: .local/bench/<function>.log; the preparing
-#      processes': .local/bench/prep.log.
+#      fresh stack (table, secrets, SES sender) from template.yaml with `SigningAlgorithm=ES256`
+#      (`localdev setup`);
+#   5. runs `target/release/bench run`: first the key ring's rotation, as Secrets Manager runs it
+#      once the stack exists (the rotation function's release binary gets the four step events
+#      in order, one ClientRequestToken), so that the signers have a key; then each function's
+#      release bootstrap under a local Lambda Runtime API with the environment Lambda gives it,
+#      its AWS calls (DynamoDB, Secrets Manager, SES) through counting proxies and the local IAM
+#      check (a denied call fails the run), the state each invocation uses up prepared
+#      beforehand by the functions' own binaries (the mailer fed the table's stream); writes
+#      .local/bench/results.json;
+#   6. for each other algorithm of SIGNING_ALGORITHMS (RS256), the same on another fresh stack
+#      with `SigningAlgorithm=<it>`, for login, refresh and get-user only; writes
+#      .local/bench/results-<algorithm>.json;
+#   7. writes docs/performance.md (`target/release/bench report`).
+#   Function logs: .local/bench/<function>.log (the RS256 pass appends); the preparing
+#   processes': .local/bench/prep.log (the last pass's).
 #
 # Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login, password-reset,
 # password-change, email-change, delete-user, the mailer's reset mails), WARM_LIGHT (1000: the
-# others), BASELINE_RUNS (1000; argon2id: a fifth), SKIP_BUILD=1 (reuse the binaries and zips),
-# SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT (see
-# dev/scripts/emulators.sh). About 45 min with the builds on 2 cores, of which about 5 min
-# preparing state (sign-ups, logins, mail); small counts (COLD_STARTS=2 WARM_HEAVY=5
-# WARM_LIGHT=20 BASELINE_RUNS=25) run everything in a few minutes, for trying changes.
+# others), BASELINE_RUNS (1000; argon2id: a fifth), SIGNING_ALGORITHMS ("ES256 RS256": ES256,
+# the default, is always the full run; "ES256" skips the RS256 pass), SKIP_BUILD=1 (reuse the
+# binaries and zips), SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT
+# (see dev/scripts/emulators.sh), PARAMETER_OVERRIDES (other template parameters, for every
+# stack). About 50 min with the builds on 2 cores, of which about 5 min preparing state
+# (sign-ups, logins, mail); small counts (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20
+# BASELINE_RUNS=25) run everything in a few minutes, for trying changes.
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 
@@ -32,13 +43,24 @@ LOG_TAG=bench
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     '') ;;
     *) die "unknown argument: $1 (see --help)" ;;
 esac
 
-FUNCTIONS=(register login refresh get-user health logout logout-all email-verify email-verify-resend
+FUNCTIONS=(register login refresh get-user health jwks logout logout-all email-verify email-verify-resend
     password-forgot password-reset password-change email-change delete-user mailer)
+# Run, not measured: the key ring's rotation, before the functions.
+ROTATION=rotate-signing-key
+# The cases the passes on the other algorithms measure.
+BY_ALGORITHM=login,refresh,get-user
+read -r -a ALGORITHMS <<<"${SIGNING_ALGORITHMS:-ES256 RS256}"
+for alg in "${ALGORITHMS[@]}"; do
+    case "$alg" in
+        ES256 | RS256) ;;
+        *) die "SIGNING_ALGORITHMS: unknown algorithm '$alg' (ES256, RS256)" ;;
+    esac
+done
 BENCH_DIR="$LOCAL_DIR/bench"
 ARTIFACTS="$BENCH_DIR/artifacts"
 cd "$REPO_ROOT"
@@ -62,7 +84,7 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
     packages=()
     for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
     log "building the functions (release, x86_64)"
-    cargo build --quiet --release "${packages[@]}"
+    cargo build --quiet --release "${packages[@]}" -p "$ROTATION"
     log "building the functions (release, arm64, cargo lambda)"
     PATH="$VENV_DIR/bin:$PATH" cargo lambda build --quiet --release --arm64 "${packages[@]}"
     log "building the driver and localdev"
@@ -79,7 +101,7 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
         done
     done
 fi
-for f in "${FUNCTIONS[@]}"; do
+for f in "${FUNCTIONS[@]}" "$ROTATION"; do
     [ -x "target/release/$f" ] || die "target/release/$f missing: run without SKIP_BUILD"
 done
 [ -x target/release/bench ] || die "target/release/bench missing: run without SKIP_BUILD"
@@ -93,24 +115,42 @@ fi
 # Emulators: start what is not running; stop on exit only what this script started.
 start_emulators_until_exit
 
-LOCAL_STACK="bench-$$-$(date +%s)"
-export LOCAL_STACK
-target/debug/localdev setup --stack "$LOCAL_STACK"
+# run_pass ALGORITHM JSON [CASES]: a fresh stack signing with ALGORITHM, its key ring rotated
+# once, then the cases (default: all) measured on it.
+run_pass() {
+    local alg="$1" json="$2" cases="${3:-}" overrides case_args=()
+    [ -z "$cases" ] || case_args=(--cases "$cases")
+    overrides="${PARAMETER_OVERRIDES:+$PARAMETER_OVERRIDES }SigningAlgorithm=$alg"
+    LOCAL_STACK="bench-$$-$(date +%s)-$(printf '%s' "$alg" | tr '[:upper:]' '[:lower:]')"
+    PARAMETER_OVERRIDES="$overrides" target/debug/localdev setup --stack "$LOCAL_STACK"
+    log "running the functions with $alg${cases:+ ($cases)} (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
+    # The IAM check prints each mail SES accepts and its links: thousands of lines here.
+    PARAMETER_OVERRIDES="$overrides" LOCAL_STACK="$LOCAL_STACK" target/release/bench run \
+        --template template.yaml \
+        --bin-dir target/release \
+        --artifacts "$ARTIFACTS" \
+        --events events \
+        --log-dir "$BENCH_DIR" \
+        --cold-starts "${COLD_STARTS:-5}" \
+        --warm-heavy "${WARM_HEAVY:-200}" \
+        --warm-light "${WARM_LIGHT:-1000}" \
+        --baseline-runs "${BASELINE_RUNS:-1000}" \
+        "${case_args[@]}" \
+        --json "$json" \
+        2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)
+}
 
-log "running the functions (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
-for f in "${FUNCTIONS[@]}"; do : >"$BENCH_DIR/$f.log"; done
-# The IAM check prints each mail SES accepts and its links: thousands of lines here.
-target/release/bench run \
-    --template template.yaml \
-    --bin-dir target/release \
-    --artifacts "$ARTIFACTS" \
-    --events events \
-    --log-dir "$BENCH_DIR" \
-    --cold-starts "${COLD_STARTS:-5}" \
-    --warm-heavy "${WARM_HEAVY:-200}" \
-    --warm-light "${WARM_LIGHT:-1000}" \
-    --baseline-runs "${BASELINE_RUNS:-1000}" \
-    --criterion target/criterion \
-    --out docs/performance.md \
+for f in "${FUNCTIONS[@]}" "$ROTATION"; do : >"$BENCH_DIR/$f.log"; done
+# ES256, the template's default, is the full run and the whole report.
+run_pass ES256 "$BENCH_DIR/results.json"
+others=()
+for alg in "${ALGORITHMS[@]}"; do
+    [ "$alg" != ES256 ] || continue
+    run_pass "$alg" "$BENCH_DIR/results-$alg.json" "$BY_ALGORITHM"
+    others+=(--algorithm-json "$BENCH_DIR/results-$alg.json")
+done
+target/release/bench report \
     --json "$BENCH_DIR/results.json" \
-    2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)
+    "${others[@]}" \
+    --criterion target/criterion \
+    --out docs/performance.md

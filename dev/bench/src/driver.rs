@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
@@ -16,6 +16,7 @@ use crate::baseline::{Input, Measurement, Op};
 use crate::flow::{Case, Session, CASES};
 use crate::procfs;
 use crate::proxy::{round_trips, sequence, Call, CallLog, CountingProxy, Counts, Service};
+use crate::report::Machine;
 use localdev::runtime::{Outcome, RuntimeApi, Signal};
 
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
@@ -41,6 +42,10 @@ pub struct Local {
     /// moto: Secrets Manager and SES.
     #[arg(long = "secrets-manager", value_name = "URL", env = "AWS_ENDPOINT_URL_SECRETS_MANAGER")]
     pub secrets_upstream: String,
+    /// The template's parameter overrides the stack was set up with ("Name=Value ...", as for
+    /// `localdev setup`): the functions' environment and the IAM check use them.
+    #[arg(long, env = "PARAMETER_OVERRIDES", default_value = "")]
+    pub parameter_overrides: String,
 }
 
 pub struct Options {
@@ -51,6 +56,8 @@ pub struct Options {
     pub warm_heavy: usize,
     pub warm_light: usize,
     pub baseline_runs: usize,
+    /// The cases to measure, by label; empty: all of [`CASES`].
+    pub cases: Vec<String>,
 }
 
 impl Options {
@@ -75,7 +82,7 @@ impl Options {
 }
 
 /// The fewest and the most calls (and round trips) seen per invocation.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct CallRange {
     pub min: Counts,
     pub max: Counts,
@@ -93,7 +100,7 @@ impl CallRange {
 }
 
 /// Where the init time of one cold start went, from the proxies' timestamps.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct InitBreakdown {
     /// Spawn → first AWS request (process start, telemetry, config, SDK config, clients).
     pub before_first_call_ms: f64,
@@ -105,13 +112,13 @@ pub struct InitBreakdown {
     pub other_ms: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Size {
     pub bootstrap_bytes: Option<u64>,
     pub zip_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FunctionResult {
     /// The case: the function, or the function and the kind of work (`mailer (reset)`).
     pub name: String,
@@ -141,11 +148,17 @@ pub struct FunctionResult {
     pub reference: Option<Measurement>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
+    /// The template's `SigningAlgorithm` of the stack the functions ran on.
+    #[serde(default)]
+    pub signing_algorithm: String,
     pub functions: Vec<FunctionResult>,
     /// Fuzzers seen running between the functions' runs.
     pub fuzzers: Vec<String>,
+    /// The machine, and how busy it was during the run.
+    #[serde(default)]
+    pub machine: Machine,
 }
 
 /// The template's facts about one function: memory, timeout and the environment Lambda gives it.
@@ -158,13 +171,13 @@ pub struct FunctionSpec {
 }
 
 /// Every function's spec, its environment resolved for the stack with AWS calls going to the
-/// local IAM check at `iam_url`.
+/// local IAM check at `iam_url`; and the stack's resources.
 async fn function_specs(
     template: &localdev::Template,
     stack: &localdev::LocalStack,
     local: &Local,
     iam_url: &str,
-) -> Result<BTreeMap<String, FunctionSpec>, String> {
+) -> Result<(BTreeMap<String, FunctionSpec>, localdev::StackResources), String> {
     let admin = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(template.region().to_owned()))
@@ -190,7 +203,7 @@ async fn function_specs(
             },
         );
     }
-    Ok(specs)
+    Ok((specs, resources))
 }
 
 /// The counting proxies, one per service the functions call.
@@ -372,6 +385,7 @@ pub struct Harness {
     pub specs: BTreeMap<String, FunctionSpec>,
     pub template: localdev::Template,
     pub stack: localdev::LocalStack,
+    pub resources: localdev::StackResources,
 }
 
 impl Harness {
@@ -381,7 +395,7 @@ impl Harness {
         let iam = localdev::iam::IamProxy::start(
             localdev::iam::IamProxyOptions {
                 template: local.template.clone(),
-                parameter_overrides: String::new(),
+                parameter_overrides: local.parameter_overrides.clone(),
                 region: "us-east-1".into(),
                 dynamodb: local.dynamodb_upstream.clone(),
                 secrets_manager: local.secrets_upstream.clone(),
@@ -399,10 +413,44 @@ impl Harness {
             secrets_manager: proxy(Service::SecretsManager).await.map_err(|e| e.to_string())?,
             ses: proxy(Service::Ses).await.map_err(|e| e.to_string())?,
         };
-        let template = localdev::Template::load(&local.template).map_err(|e| e.to_string())?;
+        let template = localdev::Template::load_with_overrides(&local.template, &local.parameter_overrides)
+            .map_err(|e| format!("{}: {e}", local.template.display()))?;
         let stack = localdev::LocalStack::new(&local.stack).map_err(|e| e.to_string())?;
-        let specs = function_specs(&template, &stack, local, &iam.url()).await?;
-        Ok(Self { iam, proxies, log, specs, template, stack })
+        let (specs, resources) = function_specs(&template, &stack, local, &iam.url()).await?;
+        Ok(Self { iam, proxies, log, specs, template, stack, resources })
+    }
+
+    /// Plays Secrets Manager's part in a rotation of each secret the template schedules one for
+    /// (the key ring), as `RotateImmediatelyOnUpdate` does once the stack is created: the
+    /// rotation function's own binary, under a runtime API of its own and with its calls going
+    /// through the proxies and the IAM check, gets the four step events in order under one
+    /// `ClientRequestToken` ([`localdev::rotation`]). Until then the signers have no key.
+    /// Returns the rotation functions' binaries.
+    pub async fn rotate(&self, launcher: &Launcher, log_dir: &Path) -> Result<Vec<String>, String> {
+        use localdev::rotation::{Schedule, STEPS};
+        let mut rotated = Vec::new();
+        for schedule in Schedule::all(&self.template).map_err(|e| e.to_string())? {
+            let binary = self.template.function(&schedule.function).map_err(|e| e.to_string())?.binary;
+            let spec = self.spec(&binary)?;
+            let log = log_dir.join(format!("{binary}.log"));
+            let fail = |step: &str, e: String| {
+                format!("rotating {}: {step}: {e} (function log: {})", schedule.secret, log.display())
+            };
+            let mut process = Process::spawn(launcher, spec, &self.proxies, &log).await?;
+            process.idle().await.map_err(|e| fail("init", e))?;
+            let token = uuid::Uuid::new_v4().to_string();
+            for step in STEPS {
+                let event = schedule.event(&self.resources, step, &token).map_err(|e| e.to_string())?;
+                process.invoke(Bytes::from(event.to_string())).await.map_err(|e| fail(step, e))?;
+                process.idle().await.map_err(|e| fail(step, e))?;
+            }
+            process.stop().await;
+            eprintln!("bench: rotated {} ({binary}, version {token})", schedule.secret);
+            rotated.push(binary);
+        }
+        // The rotation's calls are no function's.
+        self.log.drain();
+        Ok(rotated)
     }
 
     pub fn spec(&self, name: &str) -> Result<&FunctionSpec, String> {
@@ -531,10 +579,24 @@ async fn measure_baseline(
 }
 
 pub async fn run(options: &Options) -> Result<Results, String> {
+    let cases: Vec<&Case> = if options.cases.is_empty() {
+        CASES.iter().collect()
+    } else {
+        let mut cases = Vec::new();
+        for label in &options.cases {
+            cases.push(CASES.iter().find(|c| c.label == label).ok_or_else(|| format!("no case {label:?}"))?);
+        }
+        // In run order, whatever the order asked.
+        cases.sort_by_key(|c| CASES.iter().position(|k| k.label == c.label));
+        cases
+    };
     let harness = Harness::start(&options.local).await?;
-    let mut session = Session::new(harness, Launcher::native(&options.bin_dir), &options.local).await?;
-    let mut results = Results::default();
-    for case in &CASES {
+    let launcher = Launcher::native(&options.bin_dir);
+    harness.rotate(&launcher, &options.local.log_dir).await?;
+    let mut session = Session::new(harness, launcher, &options.local).await?;
+    let signing_algorithm = session.harness.template.parameter("SigningAlgorithm").unwrap_or_default().to_owned();
+    let mut results = Results { signing_algorithm, ..Results::default() };
+    for case in cases {
         eprintln!("bench: {}", case.label);
         for fuzzer in crate::report::fuzzers() {
             if !results.fuzzers.contains(&fuzzer) {
@@ -593,7 +655,9 @@ pub struct Invocation {
 /// path.
 pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String]) -> Result<Vec<Invocation>, String> {
     let harness = Harness::start(local).await?;
-    let mut session = Session::new(harness, Launcher::bootstraps(bootstrap_dir, runner), local).await?;
+    let launcher = Launcher::bootstraps(bootstrap_dir, runner);
+    let rotated = harness.rotate(&launcher, &local.log_dir).await?;
+    let mut session = Session::new(harness, launcher, local).await?;
     let mut done = Vec::new();
     // The mailer twice: a sign-up's mail, then a reset mail (which stores a token).
     for case in &CASES {
@@ -615,7 +679,8 @@ pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String])
         done.push(Invocation { name: case.label.to_owned(), bootstrap, init_ms, latency_ms, status });
     }
     session.stop_helpers().await;
-    for spec in session.harness.specs.values().filter(|s| !CASES.iter().any(|c| c.binary == s.name)) {
+    let invoked = |name: &str| CASES.iter().any(|c| c.binary == name) || rotated.iter().any(|r| r == name);
+    for spec in session.harness.specs.values().filter(|s| !invoked(&s.name)) {
         eprintln!("bench: {} ({}) not invoked: it has no step in the flow", spec.name, spec.logical_id);
     }
     session.harness.check_denials()?;

@@ -1,10 +1,11 @@
 //! `bench`: the benchmark driver behind `dev/scripts/bench.sh`.
 //!
 //! `bench run` runs each function's release bootstrap under a local Lambda Runtime API against
-//! the emulators (through counting proxies) and writes `docs/performance.md`; `bench invoke`
-//! invokes each deployable bootstrap once (e.g. `sam build`'s arm64 ones under qemu-user, for
-//! `dev/scripts/check-artifacts.sh`); `bench baseline` is the child process that measures the
-//! reference operations.
+//! the emulators (through counting proxies) and writes the results as JSON; `bench report`
+//! writes `docs/performance.md` from them (a run on the default stack, and the smaller runs on
+//! stacks signing with another algorithm); `bench invoke` invokes each deployable bootstrap once
+//! (e.g. `sam build`'s arm64 ones under qemu-user, for `dev/scripts/check-artifacts.sh`); `bench
+//! baseline` is the child process that measures the reference operations.
 
 mod baseline;
 mod driver;
@@ -27,8 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure every function and write the report.
+    /// Measure the functions (every case, or those of `--cases`) and write the results as JSON.
     Run(Box<RunArgs>),
+    /// Write the report from the results of `bench run`.
+    Report(ReportArgs),
     /// Invoke each function's bootstrap once, in flow order, and check its status.
     Invoke(Box<InvokeArgs>),
     /// Measure one reference operation in this process (run by `bench run`; its input, the
@@ -65,15 +68,29 @@ struct RunArgs {
     /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
     #[arg(long, default_value_t = 1000)]
     baseline_runs: usize,
+    /// Only these cases (by label, comma-separated), in run order; the state a case needs from
+    /// the cases before it (login's verified user) is prepared by the functions' binaries.
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
+    /// The results, as JSON.
+    #[arg(long, default_value = ".local/bench/results.json")]
+    json: PathBuf,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The results of the full run (the template's default `SigningAlgorithm`).
+    #[arg(long, default_value = ".local/bench/results.json")]
+    json: PathBuf,
+    /// The results of a smaller run on a stack with another `SigningAlgorithm` (repeatable).
+    #[arg(long = "algorithm-json")]
+    algorithm_json: Vec<PathBuf>,
     /// Criterion's output directory (`target/criterion`), for the hot-path table.
     #[arg(long, default_value = "target/criterion")]
     criterion: PathBuf,
     /// The report to write.
     #[arg(long, default_value = "docs/performance.md")]
     out: PathBuf,
-    /// The raw results, as JSON.
-    #[arg(long, default_value = ".local/bench/results.json")]
-    json: PathBuf,
 }
 
 #[derive(Args)]
@@ -103,7 +120,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Baseline { op, n } => baseline::run(op, n),
         Command::Run(args) => {
-            let RunArgs {
+            let RunArgs { local, bin_dir, artifacts, cold_starts, warm_heavy, warm_light, baseline_runs, cases, json } =
+                *args;
+            let options = driver::Options {
                 local,
                 bin_dir,
                 artifacts,
@@ -111,14 +130,11 @@ fn main() -> ExitCode {
                 warm_heavy,
                 warm_light,
                 baseline_runs,
-                criterion,
-                out,
-                json,
-            } = *args;
-            let options =
-                driver::Options { local, bin_dir, artifacts, cold_starts, warm_heavy, warm_light, baseline_runs };
-            run(&options, &criterion, &out, &json)
+                cases,
+            };
+            run(&options, &json)
         }
+        Command::Report(args) => report(&args),
         Command::Invoke(args) => invoke(*args),
     };
     match result {
@@ -130,23 +146,47 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &driver::Options, criterion: &Path, out: &Path, json: &Path) -> Result<(), String> {
+fn run(options: &driver::Options, json: &Path) -> Result<(), String> {
     let mut machine = report::Machine::describe();
     machine.busy = report::busy_processes();
     // The driver, the proxies and the runtime API share one thread: the other core stays free
     // for the function under test (and the emulators).
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let results = runtime.block_on(driver::run(options))?;
+    let mut results = runtime.block_on(driver::run(options))?;
     machine.load_after = report::load_average();
     for busy in report::busy_processes().into_iter().chain(results.fuzzers.iter().cloned()) {
         if !machine.busy.contains(&busy) {
             machine.busy.push(busy);
         }
     }
+    results.machine = machine;
     write(json, &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)?;
-    let markdown = report::render(&results, &machine, &report::criterion_results(criterion));
-    write(out, &markdown)?;
-    eprintln!("bench: wrote {} and {}", out.display(), json.display());
+    eprintln!("bench: wrote {}", json.display());
+    Ok(())
+}
+
+fn read_results(path: &Path) -> Result<driver::Results, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The report of the full run and the other algorithms' runs: the machine as the full run found
+/// it, with the load at the end of the last run and whatever was busy during any of them.
+fn report(args: &ReportArgs) -> Result<(), String> {
+    let results = read_results(&args.json)?;
+    let others = args.algorithm_json.iter().map(|p| read_results(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut machine = results.machine.clone();
+    for other in &others {
+        machine.load_after.clone_from(&other.machine.load_after);
+        for busy in &other.machine.busy {
+            if !machine.busy.contains(busy) {
+                machine.busy.push(busy.clone());
+            }
+        }
+    }
+    let markdown = report::render(&results, &others, &machine, &report::criterion_results(&args.criterion));
+    write(&args.out, &markdown)?;
+    eprintln!("bench: wrote {}", args.out.display());
     Ok(())
 }
 

@@ -53,7 +53,7 @@ impl CallLog {
 }
 
 /// Calls per service in a slice of the log, and the sequential round trips they took.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub dynamodb: usize,
     pub secrets_manager: usize,

@@ -1,7 +1,8 @@
 //! `docs/performance.md`: the machine, the results against the targets of the performance
-//! issue (the first five functions), the account functions against their designed calls and
-//! the first five's figures, the hot-path micro-benchmarks, and what misses a target with its
-//! reason and next step.
+//! issue (the first five functions), the account functions and the public keys' function against
+//! their designed calls and the first five's figures, login, refresh and get-user signing with
+//! RS256 against ES256, the hot-path micro-benchmarks, and what misses a target with its reason
+//! and next step.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,8 +22,9 @@ const ZIP_TARGET_BYTES: u64 = 3_000_000;
 
 /// The functions the performance issue set targets for, in the report's order.
 pub const WITH_TARGETS: [&str; 5] = ["register", "login", "refresh", "get-user", "health"];
-/// The account functions (the issue asks for their figures, not targets), in the report's order.
-pub const ACCOUNT: [&str; 11] = [
+/// The account functions (the issue asks for their figures, not targets), then the public keys'
+/// function (none either), in the report's order.
+pub const ACCOUNT: [&str; 12] = [
     "logout",
     "logout-all",
     "email-verify",
@@ -34,7 +36,10 @@ pub const ACCOUNT: [&str; 11] = [
     "delete-user",
     "mailer (sign-up)",
     "mailer (reset)",
+    "jwks",
 ];
+/// The cases measured again on a stack signing with another algorithm.
+pub const BY_ALGORITHM: [&str; 3] = ["login", "refresh", "get-user"];
 
 /// The AWS calls a function should make, and the sequential round trips they should take:
 /// during init, on a new process's first invocation, and on every warm one.
@@ -62,8 +67,9 @@ fn call_targets(function: &str) -> CallTargets {
         "login" => same(keys(2), n(3, 0, 0, 2)),
         "refresh" => same(keys(2), n(1, 0, 0, 1)),
         "get-user" => same(keys(1), n(1, 0, 0, 1)),
-        // DescribeTable and DescribeSecret, concurrently, on a process's first request; the
-        // result is then cached for 30 s, longer than the warm invocations take.
+        // DescribeTable and the public JWKS's GetSecretValue (is a key published), concurrently,
+        // on a process's first request; the result is then cached for 30 s, longer than the warm
+        // invocations take.
         "health" => CallTargets { init: NONE, cold: n(1, 1, 0, 1), warm: NONE },
         "logout" => same(NONE, n(1, 0, 0, 1)),
         "logout-all" => same(keys(1), n(2, 0, 0, 2)),
@@ -77,6 +83,9 @@ fn call_targets(function: &str) -> CallTargets {
         "delete-user" => same(keys(2), n(6, 0, 0, 5)),
         "mailer (sign-up)" => same(keys(1), n(3, 0, 1, 4)),
         "mailer (reset)" => same(keys(1), n(6, 0, 1, 7)),
+        // The public JWKS, read during init and cached KEY_CACHE_TTL_SECONDS (longer than the
+        // warm invocations take): no call on any invocation.
+        "jwks" => same(keys(1), NONE),
         _ => same(NONE, n(1, 0, 0, 1)),
     }
 }
@@ -90,7 +99,7 @@ fn designed_sequence(function: &str) -> &'static str {
         "login" => "GetItem ‖ UpdateItem → TransactWriteItems",
         "refresh" => "TransactWriteItems",
         "get-user" => "GetItem",
-        "health" => "none",
+        "health" | "jwks" => "none",
         "logout" => "UpdateItem",
         "logout-all" => "GetItem → TransactWriteItems",
         "email-verify" => "GetItem → TransactWriteItems → GetItem",
@@ -242,7 +251,7 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 /// What the machine was and how busy it was.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     pub cpu: String,
     pub cores: usize,
@@ -591,7 +600,14 @@ fn in_order<'a>(results: &'a Results, names: &[&str]) -> Vec<&'a FunctionResult>
     names.iter().filter_map(|name| results.functions.iter().find(|f| f.name == *name)).collect()
 }
 
-pub fn render(results: &Results, machine: &Machine, criterion: &BTreeMap<String, (f64, f64, f64)>) -> String {
+/// The report of `results` (the full run), with a section for each of `others` (the smaller runs
+/// on stacks signing with another algorithm).
+pub fn render(
+    results: &Results,
+    others: &[Results],
+    machine: &Machine,
+    criterion: &BTreeMap<String, (f64, f64, f64)>,
+) -> String {
     let mut md = String::new();
     let w = &mut md;
     let fns = &in_order(results, &WITH_TARGETS);
@@ -736,6 +752,9 @@ pub fn render(results: &Results, machine: &Machine, criterion: &BTreeMap<String,
         }
     }
     render_account(w, results);
+    for other in others {
+        render_algorithm(w, results, other, criterion);
+    }
 
     let _ = writeln!(w, "\n## Hot paths (`cargo bench -p shared`)\n");
     if criterion.is_empty() {
@@ -744,9 +763,23 @@ pub fn render(results: &Results, machine: &Machine, criterion: &BTreeMap<String,
         let _ = writeln!(w, "Criterion, release profile; mean with its 95 % confidence interval.\n");
         let _ = writeln!(w, "| benchmark | mean | 95 % CI |");
         let _ = writeln!(w, "|---|---|---|");
-        for (id, (mean, lo, hi)) in criterion {
-            let _ = writeln!(w, "| `{id}` | {} | {} – {} |", duration(*mean), duration(*lo), duration(*hi));
+        let missing = JWT_BENCHMARKS.iter().filter(|id| !criterion.contains_key(**id)).map(|id| (*id, None));
+        let mut rows: Vec<(&str, Option<&Estimate>)> =
+            criterion.iter().map(|(id, m)| (id.as_str(), Some(m))).chain(missing).collect();
+        rows.sort_by_key(|(id, _)| *id);
+        for (id, measured) in rows {
+            let _ = match measured {
+                Some((mean, lo, hi)) => {
+                    writeln!(w, "| `{id}` | {} | {} – {} |", duration(*mean), duration(*lo), duration(*hi))
+                }
+                None => writeln!(w, "| `{id}` | not measured (criterion's results predate it) | – |"),
+            };
         }
+        let _ = writeln!(
+            w,
+            "\n`jwt/sign` and `jwt/verify` issue and verify an access token with ES256 (the default), \
+             `jwt/sign_rs256` and `jwt/verify_rs256` with RS256 (`SigningAlgorithm=RS256`)."
+        );
     }
 
     let _ = writeln!(w, "\n## Method\n");
@@ -762,6 +795,134 @@ pub fn render(results: &Results, machine: &Machine, criterion: &BTreeMap<String,
     }
     let _ = w.write_str(CAVEATS);
     md
+}
+
+/// A criterion mean with its confidence interval, in nanoseconds.
+type Estimate = (f64, f64, f64);
+
+/// The micro-benchmarks of access tokens, for each algorithm: the report lists them even when
+/// criterion's results lack one.
+const JWT_BENCHMARKS: [&str; 4] = ["jwt/sign", "jwt/sign_rs256", "jwt/verify", "jwt/verify_rs256"];
+
+/// The criterion mean of `id`, as text.
+fn criterion_mean(criterion: &BTreeMap<String, (f64, f64, f64)>, id: &str) -> Option<String> {
+    criterion.get(id).map(|(mean, _, _)| duration(*mean))
+}
+
+/// login, refresh and get-user on a stack signing with `other.signing_algorithm`, against the
+/// same functions in `results` (the full run, the default algorithm). No targets.
+fn render_algorithm(w: &mut String, results: &Results, other: &Results, criterion: &BTreeMap<String, (f64, f64, f64)>) {
+    let (base, alg) = (results.signing_algorithm.as_str(), other.signing_algorithm.as_str());
+    let pairs: Vec<(&FunctionResult, &FunctionResult)> = in_order(other, &BY_ALGORITHM)
+        .into_iter()
+        .filter_map(|o| results.functions.iter().find(|f| f.name == o.name).map(|f| (f, o)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = pairs.iter().map(|(f, _)| f.name.as_str()).collect();
+    let _ = writeln!(w, "\n## Access tokens signed with {alg}\n");
+    let _ = writeln!(
+        w,
+        "`SigningAlgorithm={alg}` (the template's parameter; {base} is the default): {} measured again, the same \
+         way and with the same counts, on a fresh stack set up with that override (its key ring rotated once \
+         before anything was measured, so that it holds a key of that algorithm), right after the run above; login's user is \
+         signed up and verified first by the functions' own binaries. No targets; {base} is the run above.\n",
+        names.join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "| function | algorithm | init, median (min–max) | first invocation | warm p50 / p95 | CPU per warm \
+         invocation | reference, CPU per operation | CPU beyond the reference |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    for (f, o) in &pairs {
+        for (r, algorithm) in [(f, base), (o, alg)] {
+            let min = r.init_ms.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = r.init_ms.iter().copied().fold(0.0, f64::max);
+            let reference = r.reference.as_ref().map_or_else(|| "–".to_owned(), |m| format!("{:.3} ms", m.cpu_ms));
+            let beyond = beyond_reference(r).map_or_else(|| "–".to_owned(), |b| format!("{b:.3} ms"));
+            let _ = writeln!(
+                w,
+                "| {} | {algorithm} | {:.1} ms ({min:.1}–{max:.1}) | {:.2} ms | {:.2} / {:.2} ms | {:.3} ms | \
+                 {reference} | {beyond} |",
+                r.name,
+                init_median(r),
+                percentile(&r.first_invocation_ms, 50.0),
+                percentile(&r.warm_ms, 50.0),
+                percentile(&r.warm_ms, 95.0),
+                r.warm_cpu_ms,
+            );
+        }
+    }
+    let _ = writeln!(w);
+    for (f, o) in &pairs {
+        let beyond = match (beyond_reference(f), beyond_reference(o)) {
+            (Some(b), Some(a)) => format!("{:+.3} ms of CPU per warm invocation beyond the reference", a - b),
+            _ => format!("{:+.3} ms of CPU per warm invocation", o.warm_cpu_ms - f.warm_cpu_ms),
+        };
+        let _ = writeln!(
+            w,
+            "- {}: {alg} against {base}: {beyond}; init {:+.1} ms (medians); first invocation {:+.2} ms, warm p50 \
+             {:+.2} ms (medians).",
+            f.name,
+            init_median(o) - init_median(f),
+            percentile(&o.first_invocation_ms, 50.0) - percentile(&f.first_invocation_ms, 50.0),
+            percentile(&o.warm_ms, 50.0) - percentile(&f.warm_ms, 50.0),
+        );
+    }
+    let suffix = format!("_{}", alg.to_ascii_lowercase());
+    let micro = |what: &str| {
+        let (b, a) = (
+            criterion_mean(criterion, &format!("jwt/{what}")),
+            criterion_mean(criterion, &format!("jwt/{what}{suffix}")),
+        );
+        b.zip(a).map(|(b, a)| format!("{a} with {alg} against {b} with {base}"))
+    };
+    if let (Some(sign), Some(verify)) = (micro("sign"), micro("verify")) {
+        let _ = writeln!(
+            w,
+            "- Hot paths (below): issuing an access token takes {sign} (login and refresh issue one per \
+             invocation), verifying one {verify} (get-user verifies one)."
+        );
+    }
+    let mut splits = Vec::new();
+    let mut deviations = 0;
+    for (_, o) in &pairs {
+        match design(o) {
+            Design::Met => {}
+            Design::Split(k) => {
+                let cold = o.cold_calls.max.round_trips > call_targets(&o.name).cold.round_trips;
+                let cold = if cold { ", and a cold one" } else { "" };
+                splits.push(format!("{} ({k} of {} warm invocations{cold})", o.name, o.warm_ms.len()));
+            }
+            Design::Deviates => {
+                deviations += 1;
+                let _ = writeln!(
+                    w,
+                    "- **{} with {alg}: AWS calls differ from the design**: init {}; cold invocation {}; warm {} \
+                     ({}).",
+                    o.name,
+                    describe_counts(&o.init_calls, &o.init_calls),
+                    describe_counts(&o.cold_calls.min, &o.cold_calls.max),
+                    describe_counts(&o.warm_calls.min, &o.warm_calls.max),
+                    warm_sequences(o),
+                );
+            }
+        }
+    }
+    if deviations == 0 {
+        let split = if splits.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; in some invocations two calls made concurrently reached the proxy one after the other, one \
+                 more round trip (a busy machine, see Account functions): {}",
+                splits.join(", ")
+            )
+        };
+        let _ = writeln!(w, "- AWS calls during init and per invocation: as designed, as with {base}{split}.");
+    }
 }
 
 /// What each warm invocation of an account function does, on what state prepared before the
@@ -819,6 +980,12 @@ fn warm_work(function: &str) -> &'static str {
             "as for sign-up, one `POST /password/forgot` mail to an account each (the accounts password-reset \
              then uses): the account's credentials and generations read and the link's token stored before \
              the mail is sent."
+        }
+        "jwks" => {
+            "`GET /.well-known/jwks.json` (`events/jwks.json` as is, no API key) once the key ring's first \
+             rotation published a key: the public keys as read from the JWKS secret during init and cached \
+             `KEY_CACHE_TTL_SECONDS` (300 s, longer than the warm invocations take), with their cache headers \
+             (200)."
         }
         _ => "",
     }
@@ -878,21 +1045,22 @@ fn rss_mib(f: &FunctionResult) -> f64 {
     f.peak_rss_kib as f64 / 1024.0
 }
 
-/// The account functions: what each warm invocation does, their figures, their calls against
-/// the design, and how they compare with the five functions the issue set targets for.
+/// The account functions and jwks: what each warm invocation does, their figures, their calls
+/// against the design, and how they compare with the five functions the issue set targets for.
 fn render_account(w: &mut String, results: &Results) {
     let fns = in_order(results, &ACCOUNT);
     if fns.is_empty() {
         return;
     }
     let old = in_order(results, &WITH_TARGETS);
-    let _ = writeln!(w, "\n## Account functions\n");
+    let _ = writeln!(w, "\n## Account functions and the public keys\n");
     let _ = writeln!(
         w,
         "Measured as the five functions above, one after the other in the same run (the mailer twice: sign-up \
-         mail, reset mail). The issue asks for their figures, not targets of their own; the comparison below \
-         is with the five above. Each warm invocation does real work of the same kind, on state prepared \
-         before the function's process started, through the functions' own binaries (see Method):\n"
+         mail, reset mail; jwks, the public keys' function, right after health). The issue asks for the account \
+         functions' figures, not targets of their own (jwks has none either); the comparison below is with the \
+         five above. Each warm invocation does real work of the same kind, on state prepared before the \
+         function's process started, through the functions' own binaries (see Method):\n"
     );
     for f in &fns {
         let _ = writeln!(w, "- **{}** ({} warm): {}", f.name, f.warm_ms.len(), warm_work(&f.name));
@@ -1092,8 +1260,8 @@ fn render_account(w: &mut String, results: &Results) {
     if deviations == 0 {
         let _ = writeln!(
             w,
-            "None: every account function made the designed calls on every cold and warm invocation, and no \
-             Secrets Manager call when warm."
+            "None: every function of this section made the designed calls on every cold and warm invocation, \
+             and no Secrets Manager call when warm."
         );
     }
     if !splits.is_empty() {
@@ -1127,13 +1295,14 @@ path, on the stream.
 const METHOD: &str = "\
 - `dev/scripts/bench.sh` builds every function with `cargo build --release` (x86_64, run here) and \
 `cargo lambda build --release --arm64` (sizes only), runs `cargo bench -p shared`, starts DynamoDB Local and moto, \
-creates a fresh table, secrets and SES sender identity with `localdev setup`, and runs `target/release/bench run`.
+creates a fresh table, secrets and SES sender identity with `localdev setup`, and runs `target/release/bench run`; then, for RS256, the same on another fresh stack set up with `SigningAlgorithm=RS256`, for login, refresh and get-user only (see Access tokens signed with RS256); `target/release/bench report` writes this file.
+- Before anything is measured, the stack's key ring is rotated once, as Secrets Manager does when the stack is created (`RotateImmediatelyOnUpdate`): the rotation function's own release binary, under the same runtime API and proxies (its calls checked against its policy), gets the `createSecret`, `setSecret`, `testSecret` and `finishSecret` events in order under one `ClientRequestToken`. The ring then holds one key, which signs at once (a ring's only key), and the JWKS publishes it. Not measured.
 - Each function's release bootstrap runs as its own process under a minimal Lambda Runtime API served by the \
 driver (`GET /runtime/invocation/next`, `POST .../response`, `.../error`, `/runtime/init/error`, and the \
 Extensions API's `POST /extension/register` for the graceful-shutdown handler), with the variables Lambda sets \
 (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` from the template, …) and \
 the function's environment resolved from `template.yaml` with its default parameters (so login refuses an \
-unverified email: `RequireVerifiedEmail` is `true`). One function runs at a time; a process is stopped as \
+unverified email: `RequireVerifiedEmail` is `true`; `SigningAlgorithm` is ES256 except in Access tokens signed with RS256). One function runs at a time; a process is stopped as \
 Lambda stops it, with SIGTERM (SIGKILL if it is still there 500 ms later).
 - `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_ENDPOINT_URL_SESV2` point at three \
 counting proxies in the driver, which forward to the emulators (through the local IAM check of the function's \
@@ -1190,11 +1359,12 @@ Not visible in the figures above: the emulators speak plain HTTP, so the functio
 ### What init does
 
 Init loads configuration, the SDK config (environment credentials and region: no network) and the clients, then \
-reads the keys the function's requests need, concurrently (one round trip): login, refresh, password-change and \
-delete-user the signing key and the throttle key, email-change those and the mail key, get-user and logout-all \
-the signing key, password-reset the throttle key, register, email-verify-resend, password-forgot and the mailer \
-the mail key; health, logout and email-verify make no AWS call (health checks the table and the secret on its \
-first request). Every function then registers the graceful-shutdown handler, an internal extension (one \
+reads the keys the function's requests need, concurrently (one round trip): login, refresh and password-change \
+the key ring (the private signing keys) and the throttle key, delete-user the public JWKS and the throttle key, \
+email-change those and the mail key, get-user and logout-all the public JWKS, jwks the public JWKS it serves, \
+password-reset the throttle key, register, email-verify-resend, password-forgot and the mailer the mail key; \
+health, logout and email-verify make no AWS call (health checks the table and the public JWKS on its first \
+request). Every function then registers the graceful-shutdown handler, an internal extension (one \
 request to the runtime API), and starts the runtime loop: both fall in \"other\" in the init breakdown above \
 (after the last AWS call of init), and in the whole of init for a function that makes none. Nothing else is \
 done eagerly. The DynamoDB connection is not warmed during init: that would move its TLS handshake out of the \
@@ -1234,8 +1404,8 @@ mod tests {
         };
         // Its first invocation checks the table and the secret; warm ones use the cached result.
         let health = FunctionResult { name: "health".into(), cold_calls: once(1, 1, 1), ..FunctionResult::default() };
-        let results = Results { functions: vec![health], fuzzers: Vec::new() };
-        let md = render(&results, &Machine::default(), &BTreeMap::new());
+        let results = Results { functions: vec![health], ..Results::default() };
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
         assert!(md.contains("| health | none | – | – | – |"), "{md}");
         assert!(md.contains("| DynamoDB calls per invocation, cold / warm: 1 / 0 | 1 / 0 met |"), "{md}");
         assert!(!md.contains("differ from the target"), "{md}");
@@ -1261,14 +1431,14 @@ mod tests {
         let logout_all = account("logout-all", n(0, 1, 0, 1), n(2, 0, 0, 2), "GetItem → TransactWriteItems");
         let mailer =
             account("mailer (sign-up)", n(0, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
-        let results = Results { functions: vec![mailer, logout_all], fuzzers: Vec::new() };
-        let md = render(&results, &Machine::default(), &BTreeMap::new());
+        let results = Results { functions: vec![mailer, logout_all], ..Results::default() };
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
         assert!(md.contains("## Account functions"), "{md}");
         // In the report's order, whatever the run's.
         assert!(md.find("- **logout-all**") < md.find("- **mailer (sign-up)**"), "{md}");
         assert!(md.contains("| 2 / 2 | 0 / 0 | 1 / 0 / 0 | 2 / 2 | yes |"), "{md}");
         assert!(md.contains("| 3 / 3 | 1 / 1 | 1 / 0 / 0 | 4 / 4 | yes |"), "{md}");
-        assert!(md.contains("None: every account function made the designed calls"), "{md}");
+        assert!(md.contains("None: every function of this section made the designed calls"), "{md}");
     }
 
     #[test]
@@ -1297,12 +1467,80 @@ mod tests {
     }
 
     #[test]
+    fn given_jwks_as_designed_when_rendering_then_it_is_listed_with_no_call_per_invocation() {
+        let jwks = account("jwks", n(0, 1, 0, 1), NONE, "none");
+        let results = Results { functions: vec![jwks], ..Results::default() };
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
+        assert!(md.contains("## Account functions and the public keys"), "{md}");
+        assert!(md.contains("- **jwks** (0 warm): `GET /.well-known/jwks.json`"), "{md}");
+        assert!(md.contains("| jwks | none | none | 0 / 0 | 0 / 0 | 1 / 0 / 0 | 0 / 0 | yes |"), "{md}");
+    }
+
+    #[test]
+    fn given_an_rs256_run_when_rendering_then_its_section_compares_each_function_with_es256() {
+        let timed = |name: &str, init: f64, cpu: f64, reference: f64| FunctionResult {
+            name: name.into(),
+            init_ms: vec![init],
+            first_invocation_ms: vec![2.0],
+            warm_ms: vec![1.0, 3.0],
+            warm_cpu_ms: cpu,
+            reference: Some(crate::baseline::Measurement { n: 10, cpu_ms: reference, wall_ms: 1.0 }),
+            init_calls: call_targets(name).init,
+            cold_calls: CallRange { min: call_targets(name).cold, max: call_targets(name).cold },
+            warm_calls: CallRange { min: call_targets(name).warm, max: call_targets(name).warm },
+            ..FunctionResult::default()
+        };
+        let es256 = Results {
+            signing_algorithm: "ES256".into(),
+            functions: vec![timed("login", 12.0, 21.0, 20.0), timed("get-user", 9.0, 0.4, 0.2)],
+            ..Results::default()
+        };
+        // One warm login whose concurrent calls reached the proxy in turn: not a deviation.
+        let mut login = timed("login", 14.0, 22.5, 20.0);
+        login.warm_calls.max.round_trips = 3;
+        login.warm_sequences = BTreeMap::from([
+            ("GetItem ‖ UpdateItem → TransactWriteItems".to_owned(), 1),
+            ("UpdateItem → GetItem → TransactWriteItems".to_owned(), 1),
+        ]);
+        let rs256 = Results {
+            signing_algorithm: "RS256".into(),
+            functions: vec![timed("get-user", 10.5, 0.45, 0.2), login],
+            ..Results::default()
+        };
+        let criterion = BTreeMap::from([
+            ("jwt/sign".to_owned(), (2000.0, 1900.0, 2100.0)),
+            ("jwt/sign_rs256".to_owned(), (900_000.0, 890_000.0, 910_000.0)),
+            ("jwt/verify".to_owned(), (3000.0, 2900.0, 3100.0)),
+        ]);
+        let md = render(&es256, &[rs256], &Machine::default(), &criterion);
+        assert!(md.contains("## Access tokens signed with RS256"), "{md}");
+        assert!(md.contains("| login | ES256 | 12.0 ms (12.0–12.0) | 2.00 ms | 1.00 / 3.00 ms | 21.000 ms |"), "{md}");
+        assert!(md.contains("| login | RS256 | 14.0 ms (14.0–14.0) |"), "{md}");
+        assert!(md.find("| login | RS256") < md.find("| get-user | ES256"), "{md}");
+        assert!(
+            md.contains(
+                "- login: RS256 against ES256: +1.500 ms of CPU per warm invocation beyond the reference; init +2.0 ms"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- get-user: RS256 against ES256: +0.050 ms"), "{md}");
+        assert!(md.contains("as designed, as with ES256; in some invocations"), "{md}");
+        assert!(md.contains(": login (1 of 2 warm invocations)."), "{md}");
+        assert!(!md.contains("differ from the design"), "{md}");
+        // The four token micro-benchmarks are listed, measured or not.
+        assert!(md.contains("| `jwt/sign_rs256` | 900.00 µs |"), "{md}");
+        assert!(md.contains("| `jwt/verify_rs256` | not measured"), "{md}");
+        assert!(!md.contains("Hot paths (below)"), "{md}");
+        assert!(md.find("`jwt/sign_rs256` |") < md.find("`jwt/verify` |"), "{md}");
+    }
+
+    #[test]
     fn given_a_key_read_when_warm_and_an_extra_call_when_rendering_then_both_are_deviations() {
         let mut logout = account("logout", NONE, n(1, 0, 0, 1), "UpdateItem");
         logout.warm_calls.max = n(2, 1, 0, 2);
         logout.warm_sequences.insert("GetSecretValue → UpdateItem".into(), 1);
-        let results = Results { functions: vec![logout], fuzzers: Vec::new() };
-        let md = render(&results, &Machine::default(), &BTreeMap::new());
+        let results = Results { functions: vec![logout], ..Results::default() };
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
         assert!(md.contains("**logout: 1 Secrets Manager call(s) in a warm invocation**"), "{md}");
         assert!(md.contains("UpdateItem (200×); GetSecretValue → UpdateItem (1×)"), "{md}");
         assert!(md.contains("| **no** |"), "{md}");
