@@ -479,18 +479,18 @@ impl Stack {
         stack
     }
 
+    /// The `AWSCURRENT` value of one of the stack's secrets (named: moto answers a request
+    /// without a stage with the version current before the last rotation).
+    pub async fn current_secret(&self, logical_id: &str) -> String {
+        let id = self.resources.reference(logical_id).expect("a secret of the template");
+        let value = self.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await;
+        value.expect("the secret's current value").secret_string().expect("a string secret").to_owned()
+    }
+
     /// The key the signers use now, read from the private ring (what a thief of the ring would
     /// hold): for tokens with chosen claims.
     pub async fn signing_key(&self) -> shared::keyring::RingKey {
-        let value = self
-            .secrets
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-            .expect("the key ring");
-        let ring = shared::keyring::KeyRing::parse(value.secret_string().expect("a JSON ring")).expect("a valid ring");
+        let ring = shared::keyring::KeyRing::parse(&self.current_secret("KeyRingSecret").await).expect("a valid ring");
         let delay = self.function("LoginFunction").config.key_ring.signing_delay;
         let algorithm = self.function("LoginFunction").config.key_ring.algorithm;
         ring.signing_key(shared::now_epoch(), delay, algorithm).expect("a rotated stack has a key").clone()

@@ -476,7 +476,7 @@ async fn given_secrets_manager_failing_while_an_unknown_kid_is_looked_up_then_50
     // login instance signs with the second key at once
     stack.rotate(shared::now_epoch()).await;
     let first = stack.signing_key().await.kid;
-    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap().without(&first);
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap().without(&first);
     for (id, value) in [("KeyRingSecret", ring.to_json()), ("JwksSecret", serde_json::to_string(&ring.jwks()).unwrap())]
     {
         stack.put_secret(id, &value).await;
@@ -494,11 +494,4 @@ async fn given_secrets_manager_failing_while_an_unknown_kid_is_looked_up_then_50
     assert_unavailable(stack.get_user("me", Some(&access)).await);
     tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_success(stack.get_user("me", Some(&access)).await, 200);
-}
-
-/// The `AWSCURRENT` value of a secret of the stack's.
-async fn current(stack: &Stack, logical_id: &str) -> String {
-    let id = stack.resources.reference(logical_id).unwrap();
-    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
-    value.secret_string().unwrap().to_owned()
 }

@@ -14,14 +14,6 @@ async fn rotate(stack: &Stack, now: i64) -> String {
     stack.rotate(now).await
 }
 
-/// The `AWSCURRENT` value (named: moto answers a request without a stage with the version that
-/// was current before `UpdateSecretVersionStage`).
-async fn secret(stack: &Stack, logical_id: &str) -> String {
-    let id = stack.resources.reference(logical_id).unwrap();
-    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
-    value.secret_string().unwrap().to_owned()
-}
-
 /// Every version of the ring and its labels.
 async fn stages(stack: &Stack) -> Vec<(String, Vec<String>)> {
     let id = stack.resources.reference("KeyRingSecret").unwrap();
@@ -39,16 +31,16 @@ fn labelled(versions: &[(String, Vec<String>)], label: &str) -> Vec<String> {
 async fn given_a_new_stack_when_the_four_steps_run_then_the_first_key_is_current_and_published() {
     // GIVEN a stack whose ring is empty, as the template creates it
     let stack = Stack::unrotated().await;
-    assert!(KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap().keys.is_empty());
+    assert!(KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap().keys.is_empty());
 
     // WHEN a rotation runs
     let token = rotate(&stack, 1_000).await;
 
     // THEN the ring holds one key, published in the JWKS without its private part
-    let ring = KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     assert_eq!(ring.keys.len(), 1);
     assert_eq!(ring.keys[0].published_at, 1_000);
-    let jwks: serde_json::Value = serde_json::from_str(&secret(&stack, "JwksSecret").await).unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&stack.current_secret("JwksSecret").await).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kid"], ring.keys[0].kid.as_str());
     assert!(jwks["keys"][0].get("d").is_none(), "{jwks}");
@@ -72,7 +64,7 @@ async fn given_each_step_repeated_when_rotating_then_the_outcome_is_that_of_one_
     }
 
     // THEN one key was added, and the ring has exactly two versions: the template's and this one
-    let ring = KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     assert_eq!(ring.keys.len(), 1);
     let versions = stages(&stack).await;
     assert_eq!(versions.len(), 2, "{versions:?}");
@@ -88,13 +80,13 @@ async fn given_two_rotations_then_both_keys_are_published_and_the_first_stops_si
 
     // THEN the ring has both keys, the first retired once the second has been published for
     // JwksMaxAge, and the JWKS lists both
-    let ring = KeyRing::parse(&secret(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     let delay = stack.function("RotateSigningKeyFunction").config.key_ring.signing_delay;
     assert_eq!(ring.keys.len(), 2);
     assert_eq!(ring.keys[0].retired_at, Some(1_100 + delay.as_secs() as i64));
     assert_eq!(ring.keys[1].retired_at, None);
     let jwks = ring.jwks();
-    let published: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&secret(&stack, "JwksSecret").await).unwrap();
+    let published: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&stack.current_secret("JwksSecret").await).unwrap();
     assert_eq!(published, jwks);
 }
 
@@ -148,6 +140,6 @@ async fn given_a_set_secret_long_after_create_secret_then_it_publishes_nothing()
     // THEN it refuses, saying what to do, and the JWKS still lists no key: the key stamped at
     // t=1000 would otherwise sign before verifiers could have fetched it
     assert!(error.contains("made 301 s ago") && error.contains("rotate again"), "{error}");
-    assert_eq!(secret(&stack, "JwksSecret").await, r#"{"keys":[]}"#);
+    assert_eq!(stack.current_secret("JwksSecret").await, r#"{"keys":[]}"#);
     run(&stack, "setSecret", &token, 1_300).await.expect("within five minutes");
 }

@@ -210,13 +210,6 @@ fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-/// The `AWSCURRENT` value of a secret of the stack's.
-async fn current(stack: &Stack, logical_id: &str) -> String {
-    let id = stack.resources.reference(logical_id).unwrap();
-    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
-    value.secret_string().unwrap().to_owned()
-}
-
 /// A verifier that fetches the JWKS and keeps it for exactly its max-age, never earlier, as a
 /// gateway or another service may: it knows only what was published when it fetched.
 struct CachingVerifier {
@@ -277,7 +270,7 @@ async fn given_two_rotations_when_verifiers_cache_the_jwks_for_its_max_age_then_
             stack.rotate(now).await;
         }
         // A verifier fetches now (one per phase), and keeps what it fetched for max-age.
-        let jwks: JwkSet = serde_json::from_str(&current(&stack, "JwksSecret").await).unwrap();
+        let jwks: JwkSet = serde_json::from_str(&stack.current_secret("JwksSecret").await).unwrap();
         caches.retain(|cache| now < cache.fetched_at + max_age);
         caches.push(CachingVerifier { fetched_at: now, keys: jwks });
         let token = signer.issue(TEST_ISSUER, user, true, now).await.unwrap();
@@ -310,8 +303,8 @@ async fn given_two_rotations_when_verifiers_cache_the_jwks_for_its_max_age_then_
     // AND the first and second keys have left the ring and the JWKS at the last rotation (their
     // last tokens, and every copy of the JWKS a verifier may hold from then, have expired); the
     // third, which signs, and the new one stay
-    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
-    let published = current(&stack, "JwksSecret").await;
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
+    let published = stack.current_secret("JwksSecret").await;
     for retired in &kids_used[..2] {
         assert!(ring.find(retired).is_none(), "a retired key is still in the ring");
         assert!(!published.contains(retired.as_str()), "a retired key is still published");
@@ -377,7 +370,7 @@ async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_
     // WHEN the operator (1) rotates, since the ring holds no other key: a replacement is published
     stack.rotate(shared::now_epoch()).await;
     // AND (2) removes the compromised kid from the ring (`jq` and PutSecretValue)
-    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     let replacement = ring.keys.iter().find(|key| key.kid != compromised).unwrap().kid.clone();
     stack.put_secret("KeyRingSecret", &ring.without(&compromised).to_json()).await;
     // AND (3) rotates again, which publishes the JWKS of what is left (and adds a key)
@@ -389,7 +382,7 @@ async fn given_a_compromised_signing_key_when_following_the_emergency_procedure_
     // refresh tokens are not signed, so a refresh gets a token with the replacement
     let (headers, _) = assert_problem(stack.get_user("me", before["access_token"].as_str()).await, 401);
     assert_eq!(headers["www-authenticate"], r#"Bearer error="invalid_token""#);
-    assert!(!current(&stack, "JwksSecret").await.contains(compromised.as_str()));
+    assert!(!stack.current_secret("JwksSecret").await.contains(compromised.as_str()));
     let refreshed = parts(stack.refresh_with(before["refresh_token"].as_str().unwrap()).await).2;
     assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), replacement);
     assert_eq!(parts(stack.get_user("me", refreshed["access_token"].as_str()).await).0, 200);
@@ -428,7 +421,7 @@ async fn given_a_short_throttle_key_or_a_damaged_key_ring_when_logging_in_then_a
     // AND the same for a damaged key ring, once the throttle key is long enough again
     let valid: String = "t".repeat(32);
     stack.secrets.put_secret_value().secret_id(&throttle_secret).secret_string(valid).send().await.unwrap();
-    let mut ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let mut ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     if let PrivateJwk::Ec { x, d, .. } = &mut ring.keys[0].private_jwk {
         d.clone_from(x);
     }

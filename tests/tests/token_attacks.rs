@@ -22,18 +22,11 @@ struct Target {
     jwks: String,
 }
 
-/// The `AWSCURRENT` value of a secret of the stack's.
-async fn current(stack: &Stack, logical_id: &str) -> String {
-    let id = stack.resources.reference(logical_id).unwrap();
-    let value = stack.secrets.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.unwrap();
-    value.secret_string().unwrap().to_owned()
-}
-
 async fn target() -> Target {
     let stack = Stack::new().await;
     let user = stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let tokens = stack.login_user("ada@example.com", PASSWORD).await;
-    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     let key = ring.keys[0].clone();
     Target {
         user_id: user["id"].as_str().unwrap().to_owned(),
@@ -41,7 +34,7 @@ async fn target() -> Target {
         refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
         kid: key.kid.clone(),
         key,
-        jwks: current(&stack, "JwksSecret").await,
+        jwks: stack.current_secret("JwksSecret").await,
         stack,
     }
 }
@@ -273,7 +266,7 @@ async fn a_token_whose_key_is_no_longer_published_is_refused() {
     stack.register_user("ada@example.com", PASSWORD, "Ada").await;
     let old = stack.login_user("ada@example.com", PASSWORD).await["access_token"].as_str().unwrap().to_owned();
     stack.rotate(shared::now_epoch()).await;
-    let ring = KeyRing::parse(&current(&stack, "KeyRingSecret").await).unwrap();
+    let ring = KeyRing::parse(&stack.current_secret("KeyRingSecret").await).unwrap();
     let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
     let left = ring.without(&old_kid);
     assert_eq!(left.keys.len(), 1);
