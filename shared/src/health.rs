@@ -1,7 +1,9 @@
 //! The health check behind `GET /health`: is the table there, is there a signing key.
 //!
 //! Neither check reads an item or anything secret: `DescribeTable`, and the public JWKS (which
-//! holds a key once the ring's first rotation ran; until then signing answers `503`). The result
+//! holds a key once the ring's first rotation ran; until then signing answers `503`). The JWKS
+//! must hold a key of the configured algorithm: after `SigningAlgorithm` changes, signers answer
+//! `503` until a rotation made such a key, and so does this check. The result
 //! is kept [`CACHE_FOR`] in the warm instance, so a flood of health checks costs at most one
 //! pair of calls per instance every 30 s.
 
@@ -9,12 +11,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TableStatus;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Chain, DependencyError};
+use crate::keyring::SigningAlgorithm;
 
 /// How long a result is reused, and the `Retry-After` of an unhealthy answer.
 pub const CACHE_FOR: Duration = Duration::from_secs(30);
@@ -46,6 +49,7 @@ pub struct Health {
     secrets: aws_sdk_secretsmanager::Client,
     table: String,
     jwks_secret_id: String,
+    algorithm: SigningAlgorithm,
     cached: Mutex<Option<(Instant, Report)>>,
 }
 
@@ -69,8 +73,10 @@ impl Health {
         secrets: aws_sdk_secretsmanager::Client,
         table: impl Into<String>,
         jwks_secret_id: impl Into<String>,
+        algorithm: SigningAlgorithm,
     ) -> Self {
-        Self { dynamodb, secrets, table: table.into(), jwks_secret_id: jwks_secret_id.into(), cached: Mutex::default() }
+        let (table, jwks_secret_id) = (table.into(), jwks_secret_id.into());
+        Self { dynamodb, secrets, table, jwks_secret_id, algorithm, cached: Mutex::default() }
     }
 
     /// The report of at most [`CACHE_FOR`] ago; concurrent callers wait for one set of checks.
@@ -111,7 +117,8 @@ impl Health {
         });
         let signing_key = outcome("signing_key", secret, |output| {
             let published = output.secret_string().and_then(|text| serde_json::from_str::<JwkSet>(text).ok());
-            published.is_some_and(|jwks| !jwks.keys.is_empty())
+            let of_algorithm = |jwk: &Jwk| SigningAlgorithm::of_public_jwk(jwk) == Some(self.algorithm);
+            published.is_some_and(|jwks| jwks.keys.iter().any(of_algorithm))
         });
         Report { checks: BTreeMap::from([("table", table), ("signing_key", signing_key)]) }
     }

@@ -66,6 +66,18 @@ impl SigningAlgorithm {
             Self::Rs256 => Algorithm::RS256,
         }
     }
+
+    /// The algorithm a published public key is for: its `alg` and a key of that type (P-256
+    /// for ES256, RSA for RS256); `None` for any other key.
+    pub fn of_public_jwk(jwk: &Jwk) -> Option<Self> {
+        match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(ec)) if ec.curve == EllipticCurve::P256 => {
+                Some(Self::Es256)
+            }
+            (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) => Some(Self::Rs256),
+            _ => None,
+        }
+    }
 }
 
 /// RSA keys the ring makes, and the shortest it accepts.

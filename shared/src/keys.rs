@@ -15,30 +15,21 @@ const SERVICE: &str = "Secrets Manager";
 /// Shortest HMAC-SHA256 key accepted: RFC 2104 §3 (and RFC 7518 §3.2) ask for at least the hash output size.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// One version of a secret: its version id and value, `None` when no version has `stage`
-/// (other than `AWSCURRENT`, which every secret has).
-pub(crate) async fn read_secret(
-    client: &Client,
-    secret_id: &str,
-    stage: &str,
-) -> Result<Option<(String, SecretBox<[u8]>)>, DependencyError> {
-    let output = match client.get_secret_value().secret_id(secret_id).version_stage(stage).send().await {
-        Ok(output) => output,
-        Err(error) => {
-            let not_found = error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception());
-            if not_found && stage != "AWSCURRENT" {
-                return Ok(None);
-            }
-            return Err(DependencyError::from_sdk(SERVICE, error));
-        }
-    };
-    let version = output.version_id().ok_or_else(|| DependencyError::failed(SERVICE, "secret version has no id"))?;
+/// The value of a secret's current version (`AWSCURRENT`; functions may read no other stage).
+pub(crate) async fn read_current_secret(client: &Client, secret_id: &str) -> Result<SecretBox<[u8]>, DependencyError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|error| DependencyError::from_sdk(SERVICE, error))?;
     let secret: &[u8] = match (output.secret_string(), output.secret_binary()) {
         (Some(text), _) => text.as_bytes(),
         (None, Some(blob)) => blob.as_ref(),
         (None, None) => return Err(DependencyError::failed(SERVICE, "secret has no value")),
     };
-    Ok(Some((version.to_owned(), SecretBox::new(secret.into()))))
+    Ok(SecretBox::new(secret.into()))
 }
 
 /// An HMAC key held in a secret of its own (the login throttle's, the mail links').
@@ -100,13 +91,12 @@ impl<K: HmacKey> HmacKeys<K> {
         let Some((client, secret_id)) = &self.source else {
             return Err(DependencyError::failed(SERVICE, format!("no {}", K::NAME)));
         };
-        match read_secret(client, secret_id, "AWSCURRENT").await? {
-            Some((_, secret)) if secret.expose_secret().len() >= MIN_KEY_BYTES => {
-                let fresh = Arc::new(K::from_secret(secret.expose_secret()));
-                *key = Some(fresh.clone());
-                Ok(fresh)
-            }
-            _ => Err(DependencyError::failed(SERVICE, format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME))),
+        let secret = read_current_secret(client, secret_id).await?;
+        if secret.expose_secret().len() < MIN_KEY_BYTES {
+            return Err(DependencyError::failed(SERVICE, format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME)));
         }
+        let fresh = Arc::new(K::from_secret(secret.expose_secret()));
+        *key = Some(fresh.clone());
+        Ok(fresh)
     }
 }

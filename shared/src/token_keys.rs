@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::DecodingKey;
 use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::error::DependencyError;
 use crate::keyring::{KeyRing, KeyRingError, Signer, SigningAlgorithm};
-use crate::keys::read_secret;
+use crate::keys::read_current_secret;
 
 const SERVICE: &str = "Secrets Manager";
 /// How long to wait before asking Secrets Manager again after a failure, an unknown `kid` or an
@@ -59,6 +59,15 @@ struct Cache {
     /// Whether that read failed: until the next one, an unknown `kid` may be a key we could not
     /// learn, so it is a `503`, not a `401` that would log the user out.
     unknown_kid_refresh_failed: bool,
+    /// Whether the last read failed and the keys are older than the TTL.
+    stale: bool,
+}
+
+/// The public keys as published, and whether they are older than the cache's TTL (Secrets
+/// Manager failed): a stale set may lack a key published since, so it must not be cached long.
+pub struct PublishedKeys {
+    pub jwks: Arc<JwkSet>,
+    pub stale: bool,
 }
 
 pub struct TokenKeys {
@@ -134,10 +143,11 @@ impl TokenKeys {
     }
 
     /// Every public key, as published (what `/.well-known/jwks.json` answers).
-    pub async fn jwks(&self) -> Result<Arc<JwkSet>, DependencyError> {
+    pub async fn jwks(&self) -> Result<PublishedKeys, DependencyError> {
         let mut cache = self.cache.lock().await;
         self.ensure_fresh(&mut cache).await?;
-        Ok(cache.loaded.as_ref().expect("fresh keys are loaded").jwks.clone())
+        let jwks = cache.loaded.as_ref().expect("fresh keys are loaded").jwks.clone();
+        Ok(PublishedKeys { jwks, stale: cache.stale })
     }
 
     /// The public key with this `kid`, if the ring or JWKS holds it for the configured algorithm.
@@ -187,6 +197,7 @@ impl TokenKeys {
                 // Keep serving with the keys we have; try again shortly.
                 tracing::warn!(error = %crate::error::Chain(&error), "token key refresh failed; using cached keys");
                 cache.fresh_until = Some(Instant::now() + RETRY_INTERVAL);
+                cache.stale = true;
                 Ok(())
             }
             Err(error) => Err(error),
@@ -198,9 +209,7 @@ impl TokenKeys {
             Source::Ring { client, secret_id } | Source::Jwks { client, secret_id } => (client, secret_id),
             Source::Fixed => return Ok(()),
         };
-        let (_, value) = read_secret(client, secret_id, "AWSCURRENT")
-            .await?
-            .ok_or_else(|| DependencyError::failed(SERVICE, "secret has no AWSCURRENT version"))?;
+        let value = read_current_secret(client, secret_id).await?;
         let text = std::str::from_utf8(value.expose_secret())
             .map_err(|_| DependencyError::failed(SERVICE, "the key secret is not UTF-8"))?;
         let loaded = match &self.source {
@@ -211,6 +220,7 @@ impl TokenKeys {
         let ttl = if loaded.verifiers.is_empty() { RETRY_INTERVAL.min(self.ttl) } else { self.ttl };
         cache.loaded = Some(Arc::new(loaded));
         cache.fresh_until = Some(Instant::now() + ttl);
+        cache.stale = false;
         Ok(())
     }
 }
@@ -242,15 +252,7 @@ impl Loaded {
         for jwk in &set.keys {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
             let invalid = |reason| KeyRingError::InvalidKey { kid: kid.clone(), reason };
-            let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-                (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(ec))
-                    if ec.curve == EllipticCurve::P256 =>
-                {
-                    SigningAlgorithm::Es256
-                }
-                (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) => SigningAlgorithm::Rs256,
-                _ => return Err(invalid("not an ES256 or RS256 key")),
-            };
+            let algorithm = SigningAlgorithm::of_public_jwk(jwk).ok_or_else(|| invalid("not an ES256 or RS256 key"))?;
             if kid.is_empty() {
                 return Err(invalid("no kid"));
             }

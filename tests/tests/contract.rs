@@ -1,6 +1,7 @@
 //! Every row of the HTTP contract, against DynamoDB Local and moto.
 
 use serde_json::json;
+use shared::keyring::{KeyRing, RingKey, SigningAlgorithm};
 use shared::testing::TEST_ISSUER;
 use tests::{assert_problem, error_fields, parts, Stack, PASSWORD};
 
@@ -364,4 +365,18 @@ async fn given_no_key_yet_a_jwks_scheduled_for_deletion_or_a_missing_table_when_
     stack.health = stack.fresh("HealthFunction");
     let (_, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
     assert_eq!(problem["checks"], json!({"table": "unavailable", "signing_key": "unavailable"}));
+}
+
+#[tokio::test]
+async fn given_published_keys_of_another_algorithm_only_when_checking_health_then_no_signing_key() {
+    // GIVEN an ES256 stack whose JWKS holds only an RS256 key (as right after SigningAlgorithm
+    // changed, before a rotation made a key of the new algorithm: signers answer 503)
+    let mut stack = Stack::new().await;
+    let rsa = KeyRing { keys: vec![RingKey::generate(SigningAlgorithm::Rs256, shared::now_epoch())] };
+    stack.put_secret("JwksSecret", &serde_json::to_string(&rsa.jwks()).unwrap()).await;
+
+    // WHEN checking health, THEN the signing key is unavailable
+    stack.health = stack.fresh("HealthFunction");
+    let (_, problem) = assert_problem(stack.send(&tests::event_json("health.json")).await, 503);
+    assert_eq!(problem["checks"], json!({"table": "ok", "signing_key": "unavailable"}));
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use shared::keyring::KeyRing;
 use shared::lambda::Function;
 use tests::faults::{Fault, GET_ITEM, GET_SECRET_VALUE, TRANSACT_WRITE_ITEMS, UPDATE_ITEM};
-use tests::{assert_problem, parts, Stack, PASSWORD};
+use tests::{assert_problem, event_json, parts, Stack, PASSWORD};
 
 const EMAIL: &str = "ada@example.com";
 /// The SDK's configured maximum number of attempts per operation.
@@ -494,4 +494,31 @@ async fn given_secrets_manager_failing_while_an_unknown_kid_is_looked_up_then_50
     assert_unavailable(stack.get_user("me", Some(&access)).await);
     tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_success(stack.get_user("me", Some(&access)).await, 200);
+}
+
+#[tokio::test]
+async fn given_secrets_manager_down_when_the_jwks_route_serves_its_last_copy_then_only_briefly_cacheable() {
+    // GIVEN a warm JWKS function whose cache is always due for a re-read
+    let stack = Stack::with_proxies(&[("KEY_CACHE_TTL_SECONDS", "0")]).await;
+    let event = event_json("jwks.json");
+    let jwks = || stack.send(&event);
+    let (status, headers, _) = parts(jwks().await);
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "public, max-age=3600");
+
+    // WHEN every read of the JWKS fails
+    stack.secrets_proxy().inject(Fault::ServerError(503).on(GET_SECRET_VALUE));
+
+    // THEN the route still answers the keys it has, but a verifier or a shared cache may keep
+    // that copy a minute, not JwksMaxAge: it may lack a key published since
+    let (status, headers, body) = parts(jwks().await);
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    assert!(!body["keys"].as_array().unwrap().is_empty(), "{body}");
+
+    // AND once a read succeeds again, the full max-age is back
+    stack.secrets_proxy().pass_through();
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    let (_, headers, _) = parts(jwks().await);
+    assert_eq!(headers["cache-control"], "public, max-age=3600");
 }

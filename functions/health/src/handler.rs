@@ -20,7 +20,8 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let jwks = config.key_ring.jwks_secret_id()?;
-        let health = Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, jwks);
+        let algorithm = config.key_ring.algorithm;
+        let health = Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, jwks, algorithm);
         Ok(Self { health })
     }
 

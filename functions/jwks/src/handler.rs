@@ -4,6 +4,9 @@
 //!   live token, and the next one. `Cache-Control: public, max-age=<JwksMaxAge>`: a new key is
 //!   published at least that long (plus `KeyCacheTtlSeconds`, this function's own cache) before
 //!   it signs, so a cached copy is never missing a signer.
+//!   While Secrets Manager fails, a warm instance answers the set it read last, but cacheable
+//!   for [`STALE_MAX_AGE`] only: that copy may lack a key published since, which signs once its
+//!   publication is `JwksMaxAge` + `KeyCacheTtlSeconds` old whatever this instance could read.
 //!   Before the key ring's first rotation there is no key: `503` with `Retry-After` (an empty
 //!   set must not be cached for an hour by a verifier that the first key then fails).
 //! - `GET /.well-known/openid-configuration` → `200` with exactly `issuer`, `jwks_uri`,
@@ -29,6 +32,9 @@ use shared::{ApiError, DependencyError};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// The `max-age` of a key set this instance could not re-read in time: short, so that verifiers
+/// and shared caches come back for the next key soon, and long enough not to flood the route.
+pub const STALE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// What the handler needs; built once per cold start.
 pub struct Deps {
@@ -55,21 +61,23 @@ impl Function for Deps {
     async fn handle(&self, req: &Request, _log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
         require_method(req, &Method::GET)?;
         let path = req.uri().path();
-        let response = if path.ends_with(JWKS_PATH) {
-            let jwks = self.keys.jwks().await?;
-            if jwks.keys.is_empty() {
+        let (response, max_age) = if path.ends_with(JWKS_PATH) {
+            let published = self.keys.jwks().await?;
+            if published.jwks.keys.is_empty() {
                 return Err(ApiError::Dependency(DependencyError::Unavailable {
                     service: "Secrets Manager",
                     source: "no signing key is published yet (the key ring's first rotation has not run)".into(),
                 }));
             }
-            json_response(StatusCode::OK, &*jwks)?
+            let max_age = if published.stale { STALE_MAX_AGE.min(self.max_age) } else { self.max_age };
+            (json_response(StatusCode::OK, &*published.jwks)?, max_age)
         } else if path.ends_with(DISCOVERY_PATH) {
-            json_response(StatusCode::OK, &Discovery::of(self.issuer.of(req)?, self.keys.algorithm()))?
+            let discovery = Discovery::of(self.issuer.of(req)?, self.keys.algorithm());
+            (json_response(StatusCode::OK, &discovery)?, self.max_age)
         } else {
             return Err(ApiError::NotFound);
         };
-        Ok(public(response, self.max_age))
+        Ok(public(response, max_age))
     }
 }
 
