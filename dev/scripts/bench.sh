@@ -20,8 +20,8 @@
 #      beforehand by the functions' own binaries (the mailer fed the table's stream); writes
 #      .local/bench/results.json;
 #   6. for each other algorithm of SIGNING_ALGORITHMS (RS256), the same on another fresh stack
-#      with `SigningAlgorithm=<it>`, for login, refresh and get-user only; writes
-#      .local/bench/results-<algorithm>.json;
+#      with `SigningAlgorithm=<it>`, for login, refresh and get-user only, on fresh emulators
+#      when the script started them; writes .local/bench/results-<algorithm>.json;
 #   7. writes docs/performance.md (`target/release/bench report`).
 #   Function logs: .local/bench/<function>.log (the RS256 pass appends); the preparing
 #   processes': .local/bench/prep.log (the last pass's).
@@ -140,12 +140,31 @@ run_pass() {
         2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)
 }
 
+# restart_emulators: fresh DynamoDB Local and moto for the next pass, when this script started
+# them. DynamoDB Local (in memory) slows down with the items of the passes before: in an RS256
+# pass on the same emulators, the DynamoDB calls alone took 10 to 50 times as long as in the
+# first pass, and the latencies compared the emulator with itself, not the algorithms.
+restart_emulators() {
+    local started
+    started="$(cat "$EMULATORS_STARTED" 2>/dev/null || true)"
+    if [ -z "$started" ]; then
+        log "the emulators were running before: the next pass shares them (its latencies may be high)"
+        return
+    fi
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$SCRIPTS_DIR/emulators.sh" stop $started
+    : >"$EMULATORS_STARTED"
+    EMULATORS_STARTED_FILE="$EMULATORS_STARTED" "$SCRIPTS_DIR/emulators.sh" start
+    eval "$("$SCRIPTS_DIR/emulators.sh" env)"
+}
+
 for f in "${FUNCTIONS[@]}" "$ROTATION"; do : >"$BENCH_DIR/$f.log"; done
 # ES256, the template's default, is the full run and the whole report.
 run_pass ES256 "$BENCH_DIR/results.json"
 others=()
 for alg in "${ALGORITHMS[@]}"; do
     [ "$alg" != ES256 ] || continue
+    restart_emulators
     run_pass "$alg" "$BENCH_DIR/results-$alg.json" "$BY_ALGORITHM"
     others+=(--algorithm-json "$BENCH_DIR/results-$alg.json")
 done
