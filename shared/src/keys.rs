@@ -93,7 +93,10 @@ impl<K: HmacKey> HmacKeys<K> {
         };
         let secret = read_current_secret(client, secret_id).await?;
         if secret.expose_secret().len() < MIN_KEY_BYTES {
-            return Err(DependencyError::failed(SERVICE, format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME)));
+            return Err(DependencyError::failed(
+                SERVICE,
+                format!("{} must be at least {MIN_KEY_BYTES} bytes", K::NAME),
+            ));
         }
         let fresh = Arc::new(K::from_secret(secret.expose_secret()));
         *key = Some(fresh.clone());
