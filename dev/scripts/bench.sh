@@ -32,9 +32,14 @@
 # the default, is always the full run; "ES256" skips the RS256 pass), SKIP_BUILD=1 (reuse the
 # binaries and zips), SKIP_CRITERION=1 (keep the last criterion results), DDB_PORT, MOTO_PORT
 # (see dev/scripts/emulators.sh), PARAMETER_OVERRIDES (other template parameters, for every
-# stack). About 50 min with the builds on 2 cores, of which about 5 min preparing state
-# (sign-ups, logins, mail); small counts (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20
-# BASELINE_RUNS=25) run everything in a few minutes, for trying changes.
+# stack), POINTS (comma-separated: a memory size in MB at its CPU share over a 20 ms period,
+# <MB>@<ms> for another period, `unlimited` for no quota (both CPUs) and no memory limit; default
+# unlimited,128,256,512,1024,1769,3008,128@100,1769@100; the RS256 pass: unlimited), CASES (the cases
+# of the ES256 pass, comma-separated; default all). Without limits alone (POINTS=unlimited) about
+# 50 min with the builds on 2 cores, of which about 5 min preparing state (sign-ups, logins,
+# mail); each memory size adds its invocations at its share (128 MB: 7 % of a CPU). Small counts
+# (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20 BASELINE_RUNS=25 POINTS=unlimited,128) run everything in
+# a few minutes, for trying changes.
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 
@@ -43,7 +48,7 @@ LOG_TAG=bench
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-    -h | --help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     '') ;;
     *) die "unknown argument: $1 (see --help)" ;;
 esac
@@ -54,6 +59,9 @@ FUNCTIONS=(register login refresh get-user health jwks logout logout-all email-v
 ROTATION=rotate-signing-key
 # The cases the passes on the other algorithms measure.
 BY_ALGORITHM=login,refresh,get-user
+# Lambda's memory sizes (each its CPU share over a 20 ms CFS period and its memory limit), two of
+# them again over a 100 ms period, and no quota at all (the earlier reports' reference).
+POINTS="${POINTS:-unlimited,128,256,512,1024,1769,3008,128@100,1769@100}"
 read -r -a ALGORITHMS <<<"${SIGNING_ALGORITHMS:-ES256 RS256}"
 for alg in "${ALGORITHMS[@]}"; do
     case "$alg" in
@@ -115,10 +123,10 @@ fi
 # Emulators: start what is not running; stop on exit only what this script started.
 start_emulators_until_exit
 
-# run_pass ALGORITHM JSON [CASES]: a fresh stack signing with ALGORITHM, its key ring rotated
-# once, then the cases (default: all) measured on it.
+# run_pass ALGORITHM JSON POINTS [CASES]: a fresh stack signing with ALGORITHM, its key ring
+# rotated once, then the cases (default: all) measured on it at each of POINTS.
 run_pass() {
-    local alg="$1" json="$2" cases="${3:-}" overrides case_args=()
+    local alg="$1" json="$2" points="$3" cases="${4:-}" overrides case_args=()
     [ -z "$cases" ] || case_args=(--cases "$cases")
     overrides="${PARAMETER_OVERRIDES:+$PARAMETER_OVERRIDES }SigningAlgorithm=$alg"
     LOCAL_STACK="bench-$$-$(date +%s)-$(printf '%s' "$alg" | tr '[:upper:]' '[:lower:]')"
@@ -135,6 +143,7 @@ run_pass() {
         --warm-heavy "${WARM_HEAVY:-200}" \
         --warm-light "${WARM_LIGHT:-1000}" \
         --baseline-runs "${BASELINE_RUNS:-1000}" \
+        --points "$points" \
         "${case_args[@]}" \
         --json "$json" \
         2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)
@@ -160,12 +169,12 @@ restart_emulators() {
 
 for f in "${FUNCTIONS[@]}" "$ROTATION"; do : >"$BENCH_DIR/$f.log"; done
 # ES256, the template's default, is the full run and the whole report.
-run_pass ES256 "$BENCH_DIR/results.json"
+run_pass ES256 "$BENCH_DIR/results.json" "$POINTS" "${CASES:-}"
 others=()
 for alg in "${ALGORITHMS[@]}"; do
     [ "$alg" != ES256 ] || continue
     restart_emulators
-    run_pass "$alg" "$BENCH_DIR/results-$alg.json" "$BY_ALGORITHM"
+    run_pass "$alg" "$BENCH_DIR/results-$alg.json" unlimited "$BY_ALGORITHM"
     others+=(--algorithm-json "$BENCH_DIR/results-$alg.json")
 done
 target/release/bench report \

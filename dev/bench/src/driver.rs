@@ -17,9 +17,12 @@ use crate::flow::{Case, Session, CASES};
 use crate::procfs;
 use crate::proxy::{round_trips, sequence, Call, CallLog, CountingProxy, Counts, Service};
 use crate::report::Machine;
+use crate::sandbox::{self, Limits, Sandbox};
 use localdev::runtime::{Outcome, RuntimeApi, Signal};
 
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
+/// The CFS period of the Lambda points unless one says otherwise (`128@100`).
+pub const DEFAULT_PERIOD_MS: u64 = 20;
 /// How long to wait for init or an invocation before giving up.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -58,6 +61,8 @@ pub struct Options {
     pub baseline_runs: usize,
     /// The cases to measure, by label; empty: all of [`CASES`].
     pub cases: Vec<String>,
+    /// The CPU shares and memory limits to measure each case at, in this order.
+    pub points: Vec<Limits>,
 }
 
 impl Options {
@@ -119,11 +124,22 @@ pub struct Size {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FunctionResult {
     /// The case: the function, or the function and the kind of work (`mailer (reset)`).
     pub name: String,
     pub binary: String,
+    /// The template's `MemorySize`.
     pub memory_mb: u64,
+    /// The CPU share and memory limit this result was measured at.
+    pub limits: Limits,
+    /// Peak memory of the function's group (resident and page cache charged to it), where it
+    /// had a memory limit.
+    pub peak_memory_kib: Option<u64>,
+    /// Out-of-memory kills of the function's group.
+    pub oom_kills: u64,
+    /// Time the function's group was throttled by its quota, all runs of this point together.
+    pub throttled_ms: f64,
     pub init_ms: Vec<f64>,
     pub init_breakdown: InitBreakdown,
     pub first_invocation_ms: Vec<f64>,
@@ -136,6 +152,8 @@ pub struct FunctionResult {
     pub init_operations: Vec<String>,
     pub cold_calls: CallRange,
     pub warm_calls: CallRange,
+    /// How long this point took to measure (preparing its state not included), in seconds.
+    pub seconds: f64,
     /// The calls of the last cold start's first invocation, as round trips (see
     /// [`crate::proxy::sequence`]).
     pub cold_sequence: String,
@@ -159,6 +177,13 @@ pub struct Results {
     /// The machine, and how busy it was during the run.
     #[serde(default)]
     pub machine: Machine,
+}
+
+impl Results {
+    /// The case `name` measured without a quota (as the earlier reports measured).
+    pub fn unlimited(&self, name: &str) -> Option<&FunctionResult> {
+        self.functions.iter().find(|f| f.name == name && f.limits == Limits::NO_QUOTA)
+    }
 }
 
 /// The template's facts about one function: memory, timeout and the environment Lambda gives it.
@@ -293,12 +318,14 @@ pub struct Process {
 
 impl Process {
     /// Starts the function's binary in its own directory, as Lambda starts `bootstrap` in
-    /// /var/task, logging to `log`; returns once it is spawned (see [`Process::idle`]).
+    /// /var/task, logging to `log`, inside `sandbox` (from before `exec`) if one is given;
+    /// returns once it is spawned (see [`Process::idle`]).
     pub async fn spawn(
         launcher: &Launcher,
         spec: &FunctionSpec,
         proxies: &Proxies,
         log: &Path,
+        sandbox: Option<&Sandbox>,
     ) -> Result<Self, String> {
         let binary = launcher.binary(spec)?;
         let api = RuntimeApi::start(&spec.name, spec.timeout).await.map_err(|e| e.to_string())?;
@@ -321,10 +348,19 @@ impl Process {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true);
+        // Kept open until the child is spawned: it writes itself into the groups through them.
+        let attach = sandbox.map(Sandbox::attach_files).transpose()?;
+        if let Some(attach) = &attach {
+            let fds = attach.fds();
+            // SAFETY: the closure only calls write(2) on descriptors opened above (see
+            // `sandbox::join`); it allocates nothing between fork and exec.
+            unsafe { command.pre_exec(move || sandbox::join(&fds)) };
+        }
         let spawned = Instant::now();
         let child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", launcher.runner.first().map_or(binary.as_path(), Path::new).display()))?;
+        drop(attach);
         let pid = child.id().ok_or("the function exited at once")?.to_string();
         Ok(Self { api, child, pid, spawned })
     }
@@ -436,7 +472,7 @@ impl Harness {
             let fail = |step: &str, e: String| {
                 format!("rotating {}: {step}: {e} (function log: {})", schedule.secret, log.display())
             };
-            let mut process = Process::spawn(launcher, spec, &self.proxies, &log).await?;
+            let mut process = Process::spawn(launcher, spec, &self.proxies, &log, None).await?;
             process.idle().await.map_err(|e| fail("init", e))?;
             let token = uuid::Uuid::new_v4().to_string();
             for step in STEPS {
@@ -466,7 +502,20 @@ impl Harness {
     }
 }
 
-async fn run_case(options: &Options, session: &mut Session, case: &Case) -> Result<FunctionResult, String> {
+/// The cgroups of one case at one point (`login-128mb-20ms`); `None` without a quota.
+fn sandbox_for(case: &Case, limits: Limits) -> Result<Option<Sandbox>, String> {
+    let Some(mb) = limits.memory_mb else { return Ok(None) };
+    let label: String = case.label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    Sandbox::create(&format!("{label}-{mb}mb-{}ms", limits.period_ms), limits).map(Some)
+}
+
+async fn run_case(
+    options: &Options,
+    session: &mut Session,
+    case: &Case,
+    limits: Limits,
+    sandbox: Option<&Sandbox>,
+) -> Result<FunctionResult, String> {
     let spec = session.harness.spec(case.binary)?;
     let log_file = options.local.log_dir.join(format!("{}.log", case.binary));
     let warm = options.warm(case);
@@ -474,14 +523,16 @@ async fn run_case(options: &Options, session: &mut Session, case: &Case) -> Resu
         name: case.label.to_owned(),
         binary: case.binary.to_owned(),
         memory_mb: spec.memory_mb,
+        limits,
         ..FunctionResult::default()
     };
+    let throttled_before = sandbox.map(Sandbox::throttled).unwrap_or_default();
     let cold_starts = options.cold_starts.max(1);
     for start in 0..cold_starts {
         let log = session.harness.log.clone();
         log.drain();
         let spec = session.harness.spec(case.binary)?;
-        let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file).await?;
+        let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file, sandbox).await?;
         let polled = process.idle().await?;
         let init_calls = log.drain();
         result.init_ms.push(ms(polled.duration_since(process.spawned)));
@@ -530,6 +581,11 @@ async fn run_case(options: &Options, session: &mut Session, case: &Case) -> Resu
         result.threads = procfs::threads(&pid).unwrap_or(0);
         process.stop().await;
     }
+    if let Some(sandbox) = sandbox {
+        result.peak_memory_kib = sandbox.peak_memory_kib();
+        result.oom_kills = sandbox.oom_kills();
+        result.throttled_ms = ms(sandbox.throttled().saturating_sub(throttled_before));
+    }
     for arch in ARCHES {
         let dir = options.artifacts.join(arch);
         let size = |path: PathBuf| std::fs::metadata(path).ok().map(|m| m.len());
@@ -552,21 +608,30 @@ async fn measure_baseline(
     op: Op,
     n: usize,
     input: &Input,
+    sandbox: Option<&Sandbox>,
 ) -> Result<Measurement, String> {
     let spec = session.harness.spec(case.binary)?;
     let env = process_env(spec, "127.0.0.1:9", &session.harness.proxies);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let op_name = op.name();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .env_clear()
         .envs(env)
         .args(["baseline", "--op", op_name, "--n", &n.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| e.to_string())?;
+        .kill_on_drop(true);
+    // At the function's CPU share: "one argon2id hash at that share" is what login is held to.
+    let attach = sandbox.map(Sandbox::attach_files).transpose()?;
+    if let Some(attach) = &attach {
+        let fds = attach.fds();
+        // SAFETY: as in `Process::spawn`.
+        unsafe { command.pre_exec(move || sandbox::join(&fds)) };
+    }
+    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    drop(attach);
     let text = serde_json::to_vec(input).map_err(|e| e.to_string())?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     stdin.write_all(&text).await.map_err(|e| e.to_string())?;
@@ -603,34 +668,45 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 results.fuzzers.push(fuzzer);
             }
         }
-        let n = options.cold_starts.max(1) + options.warm(case);
-        let runs = case.reference.map_or(0, |op| options.baseline_runs(op));
-        let preparing = Instant::now();
-        let mut input = session.prepare(case, n, runs).await?;
-        eprintln!("bench: {}: prepared in {:.1} s", case.label, preparing.elapsed().as_secs_f64());
-        // Nothing else of the benchmark's runs while a function is measured.
-        session.stop_helpers().await;
-        let mut result = run_case(options, &mut session, case).await?;
-        // Each reference operation runs with the permissions of the function it stands for,
-        // on state of its own where it uses state up (tokens, sessions, pending mail).
-        if let Some(op) = case.reference {
-            session.flow.complete_input(case, &mut input);
-            result.reference = Some(measure_baseline(&session, case, op, runs, &input).await?);
+        for &limits in &options.points {
+            let point = limits.label(DEFAULT_PERIOD_MS);
+            let n = options.cold_starts.max(1) + options.warm(case);
+            let runs = case.reference.map_or(0, |op| options.baseline_runs(op));
+            let preparing = Instant::now();
+            let mut input = session.prepare(case, n, runs).await?;
+            eprintln!("bench: {} at {point}: prepared in {:.1} s", case.label, preparing.elapsed().as_secs_f64());
+            // Nothing else of the benchmark's runs while a function is measured.
+            session.stop_helpers().await;
+            let sandbox = sandbox_for(case, limits)?;
+            let started = Instant::now();
+            let mut result = run_case(options, &mut session, case, limits, sandbox.as_ref()).await?;
+            // Each reference operation runs with the permissions of the function it stands
+            // for, at its CPU share, on state of its own where it uses state up (tokens,
+            // sessions, pending mail).
+            if let Some(op) = case.reference {
+                session.flow.complete_input(case, &mut input);
+                result.reference = Some(measure_baseline(&session, case, op, runs, &input, sandbox.as_ref()).await?);
+            }
+            result.seconds = started.elapsed().as_secs_f64();
+            let median = crate::report::percentile(&result.warm_ms, 50.0);
+            let p95 = crate::report::percentile(&result.warm_ms, 95.0);
+            let reference = match (case.reference, &result.reference) {
+                (Some(op), Some(r)) => format!("{}: {:.3} ms CPU, {:.3} ms", op.name(), r.cpu_ms, r.wall_ms),
+                _ => "none".to_owned(),
+            };
+            eprintln!(
+                "bench: {} at {point}: init {:.1} ms, first {:.1} ms, warm p50 {median:.2} ms, p95 {p95:.2} ms, \
+                 {:.3} ms CPU per warm invocation, peak {} KiB{} (reference {reference}); warm calls {}",
+                case.label,
+                result.init_ms.last().copied().unwrap_or_default(),
+                result.first_invocation_ms.last().copied().unwrap_or_default(),
+                result.warm_cpu_ms,
+                result.peak_memory_kib.unwrap_or(result.peak_rss_kib),
+                if result.oom_kills > 0 { format!(", {} OOM kill(s)", result.oom_kills) } else { String::new() },
+                result.warm_sequences.keys().cloned().collect::<Vec<_>>().join(" | "),
+            );
+            results.functions.push(result);
         }
-        let median = crate::report::percentile(&result.warm_ms, 50.0);
-        let reference = match (case.reference, &result.reference) {
-            (Some(op), Some(r)) => format!("{}: {:.3} ms", op.name(), r.cpu_ms),
-            _ => "none".to_owned(),
-        };
-        eprintln!(
-            "bench: {}: init {:.1} ms, warm p50 {median:.2} ms, {:.3} ms CPU per warm invocation \
-             (reference {reference}); warm calls {}",
-            case.label,
-            result.init_ms.last().copied().unwrap_or_default(),
-            result.warm_cpu_ms,
-            result.warm_sequences.keys().cloned().collect::<Vec<_>>().join(" | "),
-        );
-        results.functions.push(result);
     }
     session.stop_helpers().await;
     session.harness.check_denials()?;
@@ -667,7 +743,7 @@ pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String])
         let bootstrap = session.launcher.binary(spec)?;
         let log_file = local.log_dir.join(format!("{}.log", case.binary));
         let fail = |e: String| format!("{}: {e} (function log: {})", case.label, log_file.display());
-        let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file).await?;
+        let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file, None).await?;
         let polled = process.idle().await.map_err(fail)?;
         let invocation = session.flow.next(case)?;
         let (latency_ms, response) = process.invoke(invocation.event.clone()).await.map_err(fail)?;

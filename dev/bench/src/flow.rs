@@ -390,7 +390,7 @@ impl Session {
     async fn call(&mut self, binary: &'static str, event: &Value) -> Result<Value, String> {
         if !self.helpers.contains_key(binary) {
             let spec = self.harness.spec(binary)?;
-            let mut process = Process::spawn(&self.launcher, spec, &self.harness.proxies, &self.prep_log).await?;
+            let mut process = Process::spawn(&self.launcher, spec, &self.harness.proxies, &self.prep_log, None).await?;
             process.idle().await.map_err(|e| format!("{binary} (preparing): {e}"))?;
             self.helpers.insert(binary, process);
         }
@@ -525,6 +525,12 @@ impl Session {
         let mut input = Input::default();
         let spare = if runs > 0 { runs + 1 } else { 0 };
         match case.label {
+            // A family of its own at each point: the reference rotated the last one on.
+            "refresh" if self.flow.refresh_token.is_some() => {
+                let email = self.flow.email.clone().ok_or("no registered user")?;
+                let (_, refresh_token) = self.login(&email).await?;
+                self.flow.refresh_token = Some(refresh_token);
+            }
             "mailer (sign-up)" => {
                 // Register's sign-ups, and more when the mailer runs more often than register.
                 let extra: Vec<String> = (self.flow.signups.len()..n).map(|i| self.flow.address("s", i + 1)).collect();

@@ -13,6 +13,7 @@ mod flow;
 mod procfs;
 mod proxy;
 mod report;
+mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +73,11 @@ struct RunArgs {
     /// the cases before it (login's verified user) is prepared by the functions' binaries.
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
+    /// The points to measure each case at, in order: a Lambda memory size in MB (its CPU
+    /// share over a 20 ms CFS period, and its memory as a hard limit), `<MB>@<period ms>` for
+    /// another period, or `unlimited` (no quota: both CPUs; no memory limit).
+    #[arg(long, value_delimiter = ',', default_value = "unlimited,128,256,512,1024,1769,3008,128@100,1769@100")]
+    points: Vec<String>,
     /// The results, as JSON.
     #[arg(long, default_value = ".local/bench/results.json")]
     json: PathBuf,
@@ -120,8 +126,29 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Baseline { op, n } => baseline::run(op, n),
         Command::Run(args) => {
-            let RunArgs { local, bin_dir, artifacts, cold_starts, warm_heavy, warm_light, baseline_runs, cases, json } =
-                *args;
+            let RunArgs {
+                local,
+                bin_dir,
+                artifacts,
+                cold_starts,
+                warm_heavy,
+                warm_light,
+                baseline_runs,
+                cases,
+                points,
+                json,
+            } = *args;
+            let points = match points
+                .iter()
+                .map(|p| sandbox::Limits::parse(p, driver::DEFAULT_PERIOD_MS))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(points) => points,
+                Err(message) => {
+                    eprintln!("bench: --points: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let options = driver::Options {
                 local,
                 bin_dir,
@@ -131,6 +158,7 @@ fn main() -> ExitCode {
                 warm_light,
                 baseline_runs,
                 cases,
+                points,
             };
             run(&options, &json)
         }

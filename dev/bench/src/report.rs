@@ -599,9 +599,9 @@ fn misses(results: &Results) -> Vec<Miss> {
     misses
 }
 
-/// The results of `names`, in that order (those that ran).
+/// The unlimited results of `names`, in that order (those that ran).
 fn in_order<'a>(results: &'a Results, names: &[&str]) -> Vec<&'a FunctionResult> {
-    names.iter().filter_map(|name| results.functions.iter().find(|f| f.name == *name)).collect()
+    names.iter().filter_map(|name| results.unlimited(name)).collect()
 }
 
 /// The report of `results` (the full run), with a section for each of `others` (the smaller runs
@@ -759,6 +759,7 @@ pub fn render(
     for other in others {
         render_algorithm(w, results, other, criterion);
     }
+    render_shares(w, results);
 
     let _ = writeln!(w, "\n## Hot paths (`cargo bench -p shared`)\n");
     if criterion.is_empty() {
@@ -813,14 +814,57 @@ fn criterion_mean(criterion: &BTreeMap<String, (f64, f64, f64)>, id: &str) -> Op
     criterion.get(id).map(|(mean, _, _)| duration(*mean))
 }
 
+/// Each case at each of Lambda's memory sizes measured: its CPU share and memory limit.
+fn render_shares(w: &mut String, results: &Results) {
+    let at_share: Vec<&FunctionResult> = results.functions.iter().filter(|f| f.limits.memory_mb.is_some()).collect();
+    if at_share.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\n## At Lambda's CPU share\n");
+    let _ = writeln!(
+        w,
+        "Each function's process in cgroups of its own (`dev/bench/src/sandbox.rs`): a CFS quota of period × memory / \
+         {} of a CPU (both CPUs visible), the memory size as a hard limit, swap included, from before `exec` (init \
+         runs under them too). The reference operation runs at the same share. p99 only where n ≥ 1,000; \
+         \"throttled\" is the time the quota held the function back, all its runs at that point together; \
+         \"charged to the group\" leaves out the binary's pages another process loaded first, which peak RSS \
+         (VmHWM) counts.\n",
+        crate::sandbox::MB_PER_VCPU
+    );
+    let _ = writeln!(
+        w,
+        "| function | point | CPUs | init, median | first invocation, median | warm n | warm p50 / p95 / p99 | reference, wall | peak RSS / charged to the group | throttled | OOM kills | took |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in results.functions.iter() {
+        let p99 = if f.warm_ms.len() >= 1_000 { format!("{:.2}", percentile(&f.warm_ms, 99.0)) } else { "–".into() };
+        let reference = f.reference.as_ref().map_or("–".to_owned(), |r| format!("{:.2} ms", r.wall_ms));
+        let rss = f.peak_rss_kib as f64 / 1024.0;
+        let charged = f.peak_memory_kib.map_or("–".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+        let cpus = f.limits.cpus().map_or("2 (no quota)".to_owned(), |cpus| format!("{cpus:.3}"));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {cpus} | {:.1} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
+            f.name,
+            f.limits.label(crate::driver::DEFAULT_PERIOD_MS),
+            percentile(&f.init_ms, 50.0),
+            percentile(&f.first_invocation_ms, 50.0),
+            f.warm_ms.len(),
+            percentile(&f.warm_ms, 50.0),
+            percentile(&f.warm_ms, 95.0),
+            f.throttled_ms,
+            f.oom_kills,
+            f.seconds,
+        );
+    }
+}
+
 /// login, refresh and get-user on a stack signing with `other.signing_algorithm`, against the
 /// same functions in `results` (the full run, the default algorithm). No targets.
 fn render_algorithm(w: &mut String, results: &Results, other: &Results, criterion: &BTreeMap<String, (f64, f64, f64)>) {
     let (base, alg) = (results.signing_algorithm.as_str(), other.signing_algorithm.as_str());
-    let pairs: Vec<(&FunctionResult, &FunctionResult)> = in_order(other, &BY_ALGORITHM)
-        .into_iter()
-        .filter_map(|o| results.functions.iter().find(|f| f.name == o.name).map(|f| (f, o)))
-        .collect();
+    let pairs: Vec<(&FunctionResult, &FunctionResult)> =
+        in_order(other, &BY_ALGORITHM).into_iter().filter_map(|o| results.unlimited(&o.name).map(|f| (f, o))).collect();
     if pairs.is_empty() {
         return;
     }
