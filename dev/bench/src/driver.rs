@@ -51,17 +51,42 @@ pub struct Local {
     pub parameter_overrides: String,
 }
 
+#[derive(clap::Args)]
 pub struct Options {
+    #[command(flatten)]
     pub local: Local,
+    /// Directory holding the x86_64 release binaries to run (`target/release`).
+    #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
+    /// Directory with `<arch>/<function>/bootstrap` and `<arch>/<function>.zip`.
+    #[arg(long, default_value = ".local/bench/artifacts")]
     pub artifacts: PathBuf,
+    /// Cold starts (fresh processes) per function.
+    #[arg(long, default_value_t = 5)]
     pub cold_starts: usize,
+    /// Warm invocations of the functions that hash or verify a password, and of the mailer's
+    /// reset mails (each needs an account of its own).
+    #[arg(long, default_value_t = 200)]
     pub warm_heavy: usize,
+    /// Warm invocations of the others (more, for CPU resolution).
+    #[arg(long, default_value_t = 1000)]
     pub warm_light: usize,
+    /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
+    #[arg(long, default_value_t = 1000)]
     pub baseline_runs: usize,
-    /// The cases to measure, by label; empty: all of [`CASES`].
+    /// Only these cases (by label, comma-separated), in run order; the state a case needs from
+    /// the cases before it (login's verified user) is prepared by the functions' binaries.
+    #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
-    /// The CPU shares and memory limits to measure each case at, in this order.
+    /// The points to measure each case at, in order: a Lambda memory size in MB (its CPU
+    /// share over a 20 ms CFS period, and its memory as a hard limit), `<MB>@<period ms>` for
+    /// another period, or `unlimited` (no quota: both CPUs; no memory limit).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = |p: &str| Limits::parse(p, DEFAULT_PERIOD_MS),
+        default_value = "unlimited,128,256,512,1024,1769,3008,128@100,1769@100"
+    )]
     pub points: Vec<Limits>,
 }
 

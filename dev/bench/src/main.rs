@@ -49,35 +49,7 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
-    local: driver::Local,
-    /// Directory holding the x86_64 release binaries to run (`target/release`).
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
-    /// Directory with `<arch>/<function>/bootstrap` and `<arch>/<function>.zip`.
-    #[arg(long, default_value = ".local/bench/artifacts")]
-    artifacts: PathBuf,
-    /// Cold starts (fresh processes) per function.
-    #[arg(long, default_value_t = 5)]
-    cold_starts: usize,
-    /// Warm invocations of the functions that hash or verify a password, and of the mailer's
-    /// reset mails (each needs an account of its own).
-    #[arg(long, default_value_t = 200)]
-    warm_heavy: usize,
-    /// Warm invocations of the others (more, for CPU resolution).
-    #[arg(long, default_value_t = 1000)]
-    warm_light: usize,
-    /// Operations per reference measurement (argon2id: a fifth of it, at least 20).
-    #[arg(long, default_value_t = 1000)]
-    baseline_runs: usize,
-    /// Only these cases (by label, comma-separated), in run order; the state a case needs from
-    /// the cases before it (login's verified user) is prepared by the functions' binaries.
-    #[arg(long, value_delimiter = ',')]
-    cases: Vec<String>,
-    /// The points to measure each case at, in order: a Lambda memory size in MB (its CPU
-    /// share over a 20 ms CFS period, and its memory as a hard limit), `<MB>@<period ms>` for
-    /// another period, or `unlimited` (no quota: both CPUs; no memory limit).
-    #[arg(long, value_delimiter = ',', default_value = "unlimited,128,256,512,1024,1769,3008,128@100,1769@100")]
-    points: Vec<String>,
+    options: driver::Options,
     /// The results, as JSON.
     #[arg(long, default_value = ".local/bench/results.json")]
     json: PathBuf,
@@ -125,43 +97,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Baseline { op, n } => baseline::run(op, n),
-        Command::Run(args) => {
-            let RunArgs {
-                local,
-                bin_dir,
-                artifacts,
-                cold_starts,
-                warm_heavy,
-                warm_light,
-                baseline_runs,
-                cases,
-                points,
-                json,
-            } = *args;
-            let points = match points
-                .iter()
-                .map(|p| sandbox::Limits::parse(p, driver::DEFAULT_PERIOD_MS))
-                .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(points) => points,
-                Err(message) => {
-                    eprintln!("bench: --points: {message}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let options = driver::Options {
-                local,
-                bin_dir,
-                artifacts,
-                cold_starts,
-                warm_heavy,
-                warm_light,
-                baseline_runs,
-                cases,
-                points,
-            };
-            run(&options, &json)
-        }
+        Command::Run(args) => run(&args.options, &args.json),
         Command::Report(args) => report(&args),
         Command::Invoke(args) => invoke(*args),
     };
