@@ -17,7 +17,7 @@ use crate::flow::{Case, Session, CASES};
 use crate::procfs;
 use crate::proxy::{round_trips, sequence, Call, CallLog, CountingProxy, Counts, Service};
 use crate::report::Machine;
-use crate::sandbox::{self, Limits, Sandbox};
+use crate::sandbox::{Limits, Sandbox};
 use localdev::runtime::{Outcome, RuntimeApi, Signal};
 
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
@@ -373,14 +373,7 @@ impl Process {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true);
-        // Kept open until the child is spawned: it writes itself into the groups through them.
-        let attach = sandbox.map(Sandbox::attach_files).transpose()?;
-        if let Some(attach) = &attach {
-            let fds = attach.fds();
-            // SAFETY: the closure only calls write(2) on descriptors opened above (see
-            // `sandbox::join`); it allocates nothing between fork and exec.
-            unsafe { command.pre_exec(move || sandbox::join(&fds)) };
-        }
+        let attach = sandbox.map(|sandbox| sandbox.confine(&mut command)).transpose()?;
         let spawned = Instant::now();
         let child = command
             .spawn()
@@ -649,12 +642,7 @@ async fn measure_baseline(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     // At the function's CPU share: "one argon2id hash at that share" is what login is held to.
-    let attach = sandbox.map(Sandbox::attach_files).transpose()?;
-    if let Some(attach) = &attach {
-        let fds = attach.fds();
-        // SAFETY: as in `Process::spawn`.
-        unsafe { command.pre_exec(move || sandbox::join(&fds)) };
-    }
+    let attach = sandbox.map(|sandbox| sandbox.confine(&mut command)).transpose()?;
     let mut child = command.spawn().map_err(|e| e.to_string())?;
     drop(attach);
     let text = serde_json::to_vec(input).map_err(|e| e.to_string())?;

@@ -149,6 +149,17 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Makes `command`'s child join the groups before `exec`. Keep the returned [`Attach`] until
+    /// the child is spawned: the child writes itself into the groups through its descriptors.
+    pub fn confine(&self, command: &mut tokio::process::Command) -> Result<Attach, String> {
+        let attach = self.attach_files()?;
+        let fds = attach.fds();
+        // SAFETY: the closure only calls write(2) on descriptors opened above (see `join`); it
+        // allocates nothing between fork and exec.
+        unsafe { command.pre_exec(move || join(&fds)) };
+        Ok(attach)
+    }
+
     /// The groups' `cgroup.procs`, open for the child to write itself into before `exec`.
     pub fn attach_files(&self) -> Result<Attach, String> {
         let open = |dir: &Path| {
