@@ -26,7 +26,7 @@
 #   Function logs: .local/bench/<function>.log (the RS256 pass appends); the preparing
 #   processes': .local/bench/prep.log (the last pass's).
 #
-# Environment: COLD_STARTS (5), WARM_HEAVY (200: register, login, password-reset,
+# Environment: COLD_STARTS (10), WARM_HEAVY (200: register, login, password-reset,
 # password-change, email-change, delete-user, the mailer's reset mails), WARM_LIGHT (1000: the
 # others), BASELINE_RUNS (1000; argon2id: a fifth), SIGNING_ALGORITHMS ("ES256 RS256": ES256,
 # the default, is always the full run; "ES256" skips the RS256 pass), SKIP_BUILD=1 (reuse the
@@ -131,7 +131,7 @@ run_pass() {
     overrides="${PARAMETER_OVERRIDES:+$PARAMETER_OVERRIDES }SigningAlgorithm=$alg"
     LOCAL_STACK="bench-$$-$(date +%s)-$(printf '%s' "$alg" | tr '[:upper:]' '[:lower:]')"
     PARAMETER_OVERRIDES="$overrides" target/debug/localdev setup --stack "$LOCAL_STACK"
-    log "running the functions with $alg${cases:+ ($cases)} (COLD_STARTS=${COLD_STARTS:-5}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
+    log "running the functions with $alg${cases:+ ($cases)} (COLD_STARTS=${COLD_STARTS:-10}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
     # The IAM check prints each mail SES accepts and its links: thousands of lines here.
     PARAMETER_OVERRIDES="$overrides" LOCAL_STACK="$LOCAL_STACK" target/release/bench run \
         --template template.yaml \
@@ -139,7 +139,7 @@ run_pass() {
         --artifacts "$ARTIFACTS" \
         --events events \
         --log-dir "$BENCH_DIR" \
-        --cold-starts "${COLD_STARTS:-5}" \
+        --cold-starts "${COLD_STARTS:-10}" \
         --warm-heavy "${WARM_HEAVY:-200}" \
         --warm-light "${WARM_LIGHT:-1000}" \
         --baseline-runs "${BASELINE_RUNS:-1000}" \

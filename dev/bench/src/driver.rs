@@ -62,7 +62,7 @@ pub struct Options {
     #[arg(long, default_value = ".local/bench/artifacts")]
     pub artifacts: PathBuf,
     /// Cold starts (fresh processes) per function.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     pub cold_starts: usize,
     /// Warm invocations of the functions that hash or verify a password, and of the mailer's
     /// reset mails (each needs an account of its own).
