@@ -839,7 +839,7 @@ fn render_shares(w: &mut String, results: &Results) {
     for f in results.functions.iter() {
         let p99 = if f.warm_ms.len() >= 1_000 { format!("{:.2}", percentile(&f.warm_ms, 99.0)) } else { "–".into() };
         let reference = f.reference.as_ref().map_or("–".to_owned(), |r| format!("{:.2} ms", r.wall_ms));
-        let rss = f.peak_rss_kib as f64 / 1024.0;
+        let rss = rss_mib(f);
         let charged = f.peak_memory_kib.map_or("–".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
         let cpus = f.limits.cpus().map_or("2 (no quota)".to_owned(), |cpus| format!("{cpus:.3}"));
         let _ = writeln!(
@@ -847,7 +847,7 @@ fn render_shares(w: &mut String, results: &Results) {
             "| {} | {} | {cpus} | {:.1} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
             f.name,
             f.limits.label(crate::driver::DEFAULT_PERIOD_MS),
-            percentile(&f.init_ms, 50.0),
+            init_median(f),
             percentile(&f.first_invocation_ms, 50.0),
             f.warm_ms.len(),
             percentile(&f.warm_ms, 50.0),
