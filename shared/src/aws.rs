@@ -3,6 +3,7 @@
 //! Local endpoints need no code: `aws_config` honours `AWS_ENDPOINT_URL_DYNAMODB`,
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_ENDPOINT_URL_SESV2`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -12,12 +13,32 @@ use aws_config::{BehaviorVersion, SdkConfig};
 /// Retries and timeouts sized to fit well inside the functions' 10 s timeout: three attempts
 /// with exponential backoff from 50 ms, 2 s per attempt, 6 s per operation. When they are
 /// exhausted the client gets `503` with `Retry-After`.
+///
+/// Credentials and region come from the environment, where Lambda puts the role's credentials and
+/// the function's region: the default chains would also set up the profile files, SSO, web
+/// identity, container and instance-metadata sources at every cold start, which Lambda never uses.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+        .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
         .await
+}
+
+/// Checks `SSL_CERT_FILE`, the one CA bundle the TLS client reads when it is set (the template
+/// sets it to the runtime image's bundle, so init reads one file instead of probing for bundles
+/// and reading every file of the certificate directories). A path that is not a file would leave
+/// the client trusting no certificate and every AWS call failing: init fails instead.
+pub fn check_ca_bundle(lookup: impl Fn(&str) -> Option<String>) -> Result<(), crate::config::ConfigError> {
+    match lookup("SSL_CERT_FILE") {
+        Some(path) if !Path::new(&path).is_file() => Err(crate::config::ConfigError::Invalid {
+            name: "SSL_CERT_FILE",
+            reason: format!("{path} is not a file (the CA bundle the TLS client trusts)"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Three attempts, exponential backoff from 50 ms up to 1 s.
@@ -59,4 +80,23 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 
 pub fn secrets_manager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_ssl_cert_file_when_checking_then_only_a_path_that_is_not_a_file_fails() {
+        let with = |value: &'static str| move |name: &str| (name == "SSL_CERT_FILE").then(|| value.to_owned());
+        // GIVEN no SSL_CERT_FILE, THEN the platform's probe is left to find the bundle
+        assert!(check_ca_bundle(|_| None).is_ok());
+        // GIVEN a file, THEN it is accepted
+        assert!(check_ca_bundle(with(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))).is_ok());
+        // GIVEN a directory or a missing path, THEN init fails naming the variable
+        for path in ["/", "/nowhere/ca-bundle.crt"] {
+            let error = check_ca_bundle(with(path)).expect_err("not a file").to_string();
+            assert!(error.contains("SSL_CERT_FILE") && error.contains(path), "{error}");
+        }
+    }
 }

@@ -217,6 +217,7 @@ pub fn serve<F: Function>(function_crate: &'static str) -> Result<(), lambda_htt
 async fn init(function_crate: &'static str) -> Result<(Config, Clients), ConfigError> {
     crate::telemetry::init(function_crate);
     let config = Config::from_env()?;
+    crate::aws::check_ca_bundle(|name| std::env::var(name).ok())?;
     Ok((config, Clients::new(&crate::aws::sdk_config().await)))
 }
 

@@ -9,6 +9,7 @@
 //! or on a permission its role lacks, fails locally as it would on AWS.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_norway::Value;
 
@@ -135,9 +136,22 @@ impl Template {
             }
         }
         env.extend(self.function_variables(logical_id, resources)?);
+        if let Some(bundle) = env.get_mut("SSL_CERT_FILE") {
+            if !Path::new(bundle.as_str()).is_file() {
+                if let Some(host) = HOST_CA_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
+                    *bundle = (*host).to_owned();
+                }
+            }
+        }
         Ok(env)
     }
 }
+
+/// Where distributions keep their CA bundle. The template's `SSL_CERT_FILE` is the Lambda
+/// image's; where this host keeps it elsewhere, the functions get this host's, as they would
+/// get the image's on Lambda (still one file, the same work at init).
+const HOST_CA_BUNDLES: [&str; 3] =
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +189,19 @@ Resources:
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:st-S-AbCdEf".into(),
         )]);
         StackResources::new(t, LocalStack::new("st").unwrap(), arns).unwrap()
+    }
+
+    #[test]
+    fn given_a_ca_bundle_this_host_lacks_when_resolving_then_the_hosts_bundle_is_given() {
+        // GIVEN a template whose SSL_CERT_FILE is a path no host has
+        let doc =
+            DOC.replace("        TTL: !Ref Ttl\n", "        TTL: !Ref Ttl\n        SSL_CERT_FILE: /nowhere/ca.crt\n");
+        let t = Template::from_yaml(&doc, "").unwrap();
+        // WHEN the function's environment is resolved
+        let env = t.lambda_environment("F1", &resources(&t), "http://127.0.0.1:4566").unwrap();
+        // THEN it names this host's bundle, a file
+        assert_ne!(env["SSL_CERT_FILE"], "/nowhere/ca.crt");
+        assert!(Path::new(&env["SSL_CERT_FILE"]).is_file());
     }
 
     #[test]
