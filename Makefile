@@ -1,6 +1,6 @@
 # The two commands a newcomer needs (see README.md). Everything they need is installed and
 # started by the scripts they call.
-.PHONY: local test lint fmt artifacts
+.PHONY: local test lint fmt artifacts bench
 
 ## Run the whole API locally on http://127.0.0.1:3000 (Ctrl-C stops it).
 local:
@@ -20,3 +20,8 @@ fmt:
 ## Check the deployable arm64 bootstraps (sam build): glibc <= 2.34, one invocation each under qemu.
 artifacts:
 	@dev/scripts/check-artifacts.sh
+
+## Benchmark every function at Lambda's CPU shares and memory sizes; regenerate docs/performance.md
+## and docs/plots (hours; split it with CASES=, POINTS=, MERGE=1: see dev/scripts/bench.sh).
+bench:
+	@dev/scripts/bench.sh

@@ -26,7 +26,7 @@
 #   Function logs: .local/bench/<function>.log (the RS256 pass appends); the preparing
 #   processes': .local/bench/prep.log (the last pass's).
 #
-# Environment: COLD_STARTS (10), WARM_HEAVY (200: register, login, password-reset,
+# Environment: COLD_STARTS (20: at a Lambda size, half with init under the share, half without), WARM_HEAVY (200: register, login, password-reset,
 # password-change, email-change, delete-user, the mailer's reset mails), WARM_LIGHT (1000: the
 # others), BASELINE_RUNS (1000; argon2id: a fifth), SIGNING_ALGORITHMS ("ES256 RS256": ES256,
 # the default, is always the full run; "ES256" skips the RS256 pass), SKIP_BUILD=1 (reuse the
@@ -35,7 +35,13 @@
 # stack), POINTS (comma-separated: a memory size in MB at its CPU share over a 20 ms period,
 # <MB>@<ms> for another period, `unlimited` for no quota (both CPUs) and no memory limit; default
 # unlimited,128,256,512,1024,1769,3008,128@100,1769@100; the RS256 pass: unlimited), CASES (the cases
-# of the ES256 pass, comma-separated; default all). Without limits alone (POINTS=unlimited) about
+# of the ES256 pass, comma-separated; default all), RUNNER (a program to run each function
+# under, e.g. "strace -ff -tt -o /tmp/init": for finding where time goes, not for figures), MERGE=1
+# (add this run's results to the last ones instead of replacing them: a part of a split run; the
+# report lists each part and its time). A full run with every point takes hours: split it by
+# CASES and POINTS, e.g. `make bench SIGNING_ALGORITHMS=ES256 CASES=login,refresh POINTS=128,256`
+# then `make bench MERGE=1 ...` for the rest (refresh and get-user log in when login did not
+# run; email-verify needs the mailer's sign-up mails in the same part). Without limits alone (POINTS=unlimited) about
 # 50 min with the builds on 2 cores, of which about 5 min preparing state (sign-ups, logins,
 # mail); each memory size adds its invocations at its share (128 MB: 7 % of a CPU). Small counts
 # (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20 BASELINE_RUNS=25 POINTS=unlimited,128) run everything in
@@ -131,7 +137,7 @@ run_pass() {
     overrides="${PARAMETER_OVERRIDES:+$PARAMETER_OVERRIDES }SigningAlgorithm=$alg"
     LOCAL_STACK="bench-$$-$(date +%s)-$(printf '%s' "$alg" | tr '[:upper:]' '[:lower:]')"
     PARAMETER_OVERRIDES="$overrides" target/debug/localdev setup --stack "$LOCAL_STACK"
-    log "running the functions with $alg${cases:+ ($cases)} (COLD_STARTS=${COLD_STARTS:-10}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
+    log "running the functions with $alg${cases:+ ($cases)} (COLD_STARTS=${COLD_STARTS:-20}, WARM_HEAVY=${WARM_HEAVY:-200}, WARM_LIGHT=${WARM_LIGHT:-1000}, BASELINE_RUNS=${BASELINE_RUNS:-1000})"
     # The IAM check prints each mail SES accepts and its links: thousands of lines here.
     PARAMETER_OVERRIDES="$overrides" LOCAL_STACK="$LOCAL_STACK" target/release/bench run \
         --template template.yaml \
@@ -139,11 +145,13 @@ run_pass() {
         --artifacts "$ARTIFACTS" \
         --events events \
         --log-dir "$BENCH_DIR" \
-        --cold-starts "${COLD_STARTS:-10}" \
+        --cold-starts "${COLD_STARTS:-20}" \
         --warm-heavy "${WARM_HEAVY:-200}" \
         --warm-light "${WARM_LIGHT:-1000}" \
         --baseline-runs "${BASELINE_RUNS:-1000}" \
         --points "$points" \
+        ${RUNNER:+--runner "$RUNNER"} \
+        ${MERGE:+--merge} \
         "${case_args[@]}" \
         --json "$json" \
         2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)

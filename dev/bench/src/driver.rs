@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use crate::baseline::{Input, Measurement, Op};
 use crate::flow::{Case, Session, CASES};
 use crate::procfs;
-use crate::proxy::{round_trips, sequence, Call, CallLog, CountingProxy, Counts, Service};
+use crate::proxy::{round_trips, sequence, Call, CallLog, CountingProxy, Counts, Service, Units};
 use crate::report::Machine;
 use crate::sandbox::{Limits, Sandbox};
 use localdev::runtime::{Outcome, RuntimeApi, Signal};
@@ -23,6 +23,8 @@ use localdev::runtime::{Outcome, RuntimeApi, Signal};
 pub const ARCHES: [&str; 2] = ["arm64", "x86_64"];
 /// The CFS period of the Lambda points unless one says otherwise (`128@100`).
 pub const DEFAULT_PERIOD_MS: u64 = 20;
+/// The hello-world runtime binary (`src/bin/floor.rs`) measured beside the functions.
+pub const FLOOR: &str = "floor";
 /// How long to wait for init or an invocation before giving up.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -61,8 +63,9 @@ pub struct Options {
     /// Directory with `<arch>/<function>/bootstrap` and `<arch>/<function>.zip`.
     #[arg(long, default_value = ".local/bench/artifacts")]
     pub artifacts: PathBuf,
-    /// Cold starts (fresh processes) per function.
-    #[arg(long, default_value_t = 10)]
+    /// Cold starts (fresh processes) per function and point; at a Lambda size, half of them
+    /// with init under the quota and half without.
+    #[arg(long, default_value_t = 20)]
     pub cold_starts: usize,
     /// Warm invocations of the functions that hash or verify a password, and of the mailer's
     /// reset mails (each needs an account of its own).
@@ -88,6 +91,10 @@ pub struct Options {
         default_value = "unlimited,128,256,512,1024,1769,3008,128@100,1769@100"
     )]
     pub points: Vec<Limits>,
+    /// A program to run each function under, with its arguments (`strace -f -tt -o /tmp/init`,
+    /// `perf record -g -o ...`), to see where its time goes; the figures are then its too.
+    #[arg(long, value_delimiter = ' ', allow_hyphen_values = true)]
+    pub runner: Vec<String>,
 }
 
 impl Options {
@@ -129,6 +136,34 @@ impl CallRange {
     }
 }
 
+/// What the warm invocations were billed beyond Lambda, on average per invocation.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Billed {
+    pub dynamodb: Units,
+    pub secrets_manager_calls: f64,
+    pub ses_mails: f64,
+}
+
+impl Billed {
+    fn add(&mut self, calls: &[Call]) {
+        let units = Units::of(calls);
+        let counts = Counts::of(calls);
+        self.dynamodb.read += units.read;
+        self.dynamodb.write += units.write;
+        self.secrets_manager_calls += counts.secrets_manager as f64;
+        self.ses_mails += counts.ses as f64;
+    }
+
+    fn mean(self, n: usize) -> Self {
+        let n = n.max(1) as f64;
+        Self {
+            dynamodb: Units { read: self.dynamodb.read / n, write: self.dynamodb.write / n },
+            secrets_manager_calls: self.secrets_manager_calls / n,
+            ses_mails: self.ses_mails / n,
+        }
+    }
+}
+
 /// Where the init time of one cold start went, from the proxies' timestamps.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct InitBreakdown {
@@ -166,6 +201,12 @@ pub struct FunctionResult {
     /// Time the function's group was throttled by its quota, all runs of this point together.
     pub throttled_ms: f64,
     pub init_ms: Vec<f64>,
+    /// Of each init, the time in AWS round trips (their union: concurrent calls count once).
+    pub init_in_calls_ms: Vec<f64>,
+    /// At a Lambda size: the inits run without the quota (every other cold start), as Lambda
+    /// runs init; `init_ms` holds those under it.
+    pub init_unthrottled_ms: Vec<f64>,
+    pub init_unthrottled_in_calls_ms: Vec<f64>,
     pub init_breakdown: InitBreakdown,
     pub first_invocation_ms: Vec<f64>,
     pub warm_ms: Vec<f64>,
@@ -177,6 +218,10 @@ pub struct FunctionResult {
     pub init_operations: Vec<String>,
     pub cold_calls: CallRange,
     pub warm_calls: CallRange,
+    /// The warm invocations' DynamoDB units, Secrets Manager calls and mails, per invocation.
+    pub warm_billed: Billed,
+    /// Bytes the function logged per warm invocation (what CloudWatch Logs would ingest).
+    pub warm_log_bytes: f64,
     /// How long this point took to measure (preparing its state not included), in seconds.
     pub seconds: f64,
     /// The calls of the last cold start's first invocation, as round trips (see
@@ -202,9 +247,53 @@ pub struct Results {
     /// The machine, and how busy it was during the run.
     #[serde(default)]
     pub machine: Machine,
+    /// The runs these results came from, in order (a full run may be split into parts).
+    #[serde(default)]
+    pub runs: Vec<Run>,
+}
+
+/// One `bench run`: when, what and how long.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Run {
+    pub date: String,
+    pub cases: Vec<String>,
+    pub points: Vec<String>,
+    pub seconds: f64,
+    /// Load average at its start and end, and what else was busy.
+    pub load: String,
+    pub busy: Vec<String>,
 }
 
 impl Results {
+    /// `part`'s results added to these: a case measured again at a point replaces the earlier
+    /// figures; the machine is the first part's, busy with what any part saw.
+    pub fn merge(&mut self, part: Results) {
+        for f in part.functions {
+            match self.functions.iter_mut().find(|g| g.name == f.name && g.limits == f.limits) {
+                Some(g) => *g = f,
+                None => self.functions.push(f),
+            }
+        }
+        for fuzzer in part.fuzzers {
+            if !self.fuzzers.contains(&fuzzer) {
+                self.fuzzers.push(fuzzer);
+            }
+        }
+        for busy in part.machine.busy {
+            if !self.machine.busy.contains(&busy) {
+                self.machine.busy.push(busy);
+            }
+        }
+        self.machine.load_after = part.machine.load_after;
+        self.runs.extend(part.runs);
+        // In the flow's order, then by point, whatever order the parts ran in.
+        let order = |f: &FunctionResult| {
+            let case = CASES.iter().position(|c| c.label == f.name).unwrap_or(usize::MAX);
+            (case, f.limits.memory_mb.unwrap_or(0), f.limits.period_ms)
+        };
+        self.functions.sort_by_key(order);
+    }
+
     /// The case `name` measured without a quota (as the earlier reports measured).
     pub fn unlimited(&self, name: &str) -> Option<&FunctionResult> {
         self.functions.iter().find(|f| f.name == name && f.limits == Limits::NO_QUOTA)
@@ -253,6 +342,16 @@ async fn function_specs(
             },
         );
     }
+    // The floor runs as health does (its memory, timeout and environment), being no function.
+    let health = specs.get("health").ok_or("the template has no health function")?;
+    let floor = FunctionSpec {
+        name: FLOOR.to_owned(),
+        logical_id: FLOOR.to_owned(),
+        memory_mb: health.memory_mb,
+        timeout: health.timeout,
+        env: health.env.clone(),
+    };
+    specs.insert(FLOOR.to_owned(), floor);
     Ok((specs, resources))
 }
 
@@ -310,8 +409,9 @@ enum Layout {
 }
 
 impl Launcher {
-    pub fn native(bin_dir: &Path) -> Self {
-        Self { runner: Vec::new(), layout: Layout::Binaries(bin_dir.to_owned()) }
+    /// The binaries of `bin_dir`, each under `runner` if one is given.
+    pub fn native(bin_dir: &Path, runner: &[String]) -> Self {
+        Self { runner: runner.to_vec(), layout: Layout::Binaries(bin_dir.to_owned()) }
     }
 
     pub fn bootstraps(dir: &Path, runner: &[String]) -> Self {
@@ -550,10 +650,28 @@ async fn run_case(
         let log = session.harness.log.clone();
         log.drain();
         let spec = session.harness.spec(case.binary)?;
+        // Lambda runs init without the share (sources in the report): every other cold start's
+        // init runs so, its quota set once it asks for the first event; the others' under it.
+        let unthrottled = match sandbox {
+            Some(sandbox) if start % 2 == 1 => {
+                sandbox.set_cpu(Limits::NO_QUOTA)?;
+                Some(sandbox)
+            }
+            _ => None,
+        };
         let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file, sandbox).await?;
         let polled = process.idle().await?;
         let init_calls = log.drain();
-        result.init_ms.push(ms(polled.duration_since(process.spawned)));
+        let (init, in_calls) =
+            (ms(polled.duration_since(process.spawned)), breakdown(process.spawned, polled, &init_calls).in_calls_ms);
+        if let Some(sandbox) = unthrottled {
+            sandbox.set_cpu(limits)?;
+            result.init_unthrottled_ms.push(init);
+            result.init_unthrottled_in_calls_ms.push(in_calls);
+        } else {
+            result.init_ms.push(init);
+            result.init_in_calls_ms.push(in_calls);
+        }
         if start + 1 == cold_starts {
             result.init_breakdown = breakdown(process.spawned, polled, &init_calls);
             result.init_calls = Counts::of(&init_calls);
@@ -575,6 +693,8 @@ async fn run_case(
 
         let pid = process.pid.clone();
         let cpu_before = procfs::cpu_ms(&pid).ok_or("cannot read the function's /proc/<pid>/stat")?;
+        let log_size = || std::fs::metadata(&log_file).map_or(0, |m| m.len());
+        let log_before = log_size();
         for i in 0..warm {
             let invocation = session.flow.next(case)?;
             let (latency, response) = process.invoke(invocation.event.clone()).await?;
@@ -582,6 +702,7 @@ async fn run_case(
             result.warm_ms.push(latency);
             let calls = log.drain();
             result.warm_calls.add(Counts::of(&calls), i == 0);
+            result.warm_billed.add(&calls);
             *result.warm_sequences.entry(sequence(&calls)).or_default() += 1;
             if std::env::var_os("BENCH_TRACE_RSS").is_some() {
                 eprintln!(
@@ -595,6 +716,8 @@ async fn run_case(
         }
         let cpu_after = procfs::cpu_ms(&pid).ok_or("cannot read the function's /proc/<pid>/stat")?;
         result.warm_cpu_ms = (cpu_after - cpu_before) / warm.max(1) as f64;
+        result.warm_billed = result.warm_billed.mean(warm);
+        result.warm_log_bytes = log_size().saturating_sub(log_before) as f64 / warm.max(1) as f64;
         result.peak_rss_kib = procfs::peak_rss_kib(&pid).unwrap_or(0);
         result.threads = procfs::threads(&pid).unwrap_or(0);
         process.stop().await;
@@ -669,11 +792,16 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         cases
     };
     let harness = Harness::start(&options.local).await?;
-    let launcher = Launcher::native(&options.bin_dir);
+    let launcher = Launcher::native(&options.bin_dir, &options.runner);
     harness.rotate(&launcher, &options.local.log_dir).await?;
     let mut session = Session::new(harness, launcher, &options.local).await?;
     let signing_algorithm = session.harness.template.parameter("SigningAlgorithm").unwrap_or_default().to_owned();
     let mut results = Results { signing_algorithm, ..Results::default() };
+    results.runs.push(Run {
+        cases: cases.iter().map(|c| c.label.to_owned()).collect(),
+        points: options.points.iter().map(|p| p.label(DEFAULT_PERIOD_MS)).collect(),
+        ..Run::default()
+    });
     for case in cases {
         eprintln!("bench: {}", case.label);
         for fuzzer in crate::report::fuzzers() {

@@ -49,7 +49,8 @@ const fn case(label: &'static str, binary: &'static str, heavy: bool, reference:
 
 /// In run order: each may use what the ones before left (register's sign-ups are the mailer's
 /// mail, whose links email-verify follows; login's user is verified by then).
-pub const CASES: [Case; 17] = [
+pub const CASES: [Case; 18] = [
+    case("floor", "floor", false, None),
     case("register", "register", true, Some(Op::Argon2)),
     case("mailer (sign-up)", "mailer", false, Some(Op::SendMail)),
     case("email-verify", "email-verify", false, Some(Op::VerifyEmail)),
@@ -153,17 +154,21 @@ pub struct Flow {
     user_id: Option<String>,
     access_token: Option<String>,
     refresh_token: Option<String>,
-    /// Whose sign-up mails the mailer sent (email-verify follows their links).
+    /// How many of `signups` the mailer has sent their mail to.
+    mailed: usize,
+    /// Whose sign-up mails the mailer sent (email-verify follows their links, oldest first).
     verify_pending: Vec<String>,
-    /// Whose reset mails the mailer sent (password-reset follows their links).
+    /// Whose reset mails the mailer sent (password-reset follows their links, oldest first).
     reset_pending: Vec<String>,
+    /// The last number given to an address of each tag: each point gets accounts of its own.
+    issued: BTreeMap<String, usize>,
     /// The events of the case being run, when they do not chain.
     prepared: VecDeque<Invocation>,
     events: Option<Events>,
 }
 
 fn chains(case: &Case) -> bool {
-    matches!(case.label, "register" | "login" | "refresh" | "get-user" | "health" | "jwks")
+    matches!(case.label, "floor" | "register" | "login" | "refresh" | "get-user" | "health" | "jwks")
 }
 
 impl Flow {
@@ -198,6 +203,8 @@ impl Flow {
                 let token = self.access_token.as_deref().ok_or("no access token")?;
                 (events.build("get-user", &[("access_token", token)], None)?, 200)
             }
+            // Any event will do: the floor answers 200 to all.
+            "floor" => (events.build("health", &[], None)?, 200),
             // The fixtures as they are.
             route => (events.build(route, &[], None)?, 200),
         };
@@ -258,8 +265,12 @@ impl Flow {
         format!("bench-{}-{tag}{i}@example.com", self.run)
     }
 
-    fn addresses(&self, tag: &str, n: usize) -> Vec<String> {
-        (1..=n).map(|i| self.address(tag, i)).collect()
+    /// `n` addresses of `tag` no earlier call gave out.
+    fn addresses(&mut self, tag: &str, n: usize) -> Vec<String> {
+        let issued = self.issued.entry(tag.to_owned()).or_default();
+        let first = *issued + 1;
+        *issued += n;
+        (first..first + n).map(|i| self.address(tag, i)).collect()
     }
 }
 
@@ -488,6 +499,19 @@ impl Session {
         Ok((token("access_token")?, token("refresh_token")?))
     }
 
+    /// Login's user: register's first sign-up, or one signed up and verified here.
+    async fn ensure_user(&mut self) -> Result<(), String> {
+        if self.flow.email.is_some() {
+            return Ok(());
+        }
+        let address = self.flow.address("u", 1);
+        let id = self.sign_up(std::slice::from_ref(&address)).await?.remove(0);
+        self.verify(std::slice::from_ref(&address)).await?;
+        self.flow.email = Some(address);
+        self.flow.user_id = Some(id);
+        Ok(())
+    }
+
     /// `n` new accounts, signed up, verified and logged in.
     async fn accounts(&mut self, tag: &str, n: usize) -> Result<Vec<Account>, String> {
         let addresses = self.flow.addresses(tag, n);
@@ -525,30 +549,35 @@ impl Session {
         let mut input = Input::default();
         let spare = if runs > 0 { runs + 1 } else { 0 };
         match case.label {
-            // A family of its own at each point: the reference rotated the last one on.
-            "refresh" if self.flow.refresh_token.is_some() => {
+            // A family of its own at each point: the reference rotated the last one on (and login
+            // may not have run).
+            "refresh" => {
+                self.ensure_user().await?;
                 let email = self.flow.email.clone().ok_or("no registered user")?;
                 let (_, refresh_token) = self.login(&email).await?;
                 self.flow.refresh_token = Some(refresh_token);
             }
             "mailer (sign-up)" => {
                 // Register's sign-ups, and more when the mailer runs more often than register.
-                let extra: Vec<String> = (self.flow.signups.len()..n).map(|i| self.flow.address("s", i + 1)).collect();
+                let unmailed = self.flow.signups.len() - self.flow.mailed;
+                let extra = self.flow.addresses("s", n.saturating_sub(unmailed));
                 self.sign_up(&extra).await?;
                 self.flow.signups.extend(extra);
-                let to = self.flow.signups[..n].to_vec();
+                let to = self.flow.signups[self.flow.mailed..self.flow.mailed + n].to_vec();
+                self.flow.mailed += n;
                 let records = self.pump.take("verify_email", &to).await?;
                 let events = records.iter().map(|r| localdev::stream::event(std::slice::from_ref(r))).collect();
                 self.prepare_events(events, Expect::NoBatchFailures);
-                self.flow.verify_pending = to;
+                self.flow.verify_pending.extend(to);
                 if spare > 0 {
                     input.outbox_ids = self.pending_mail("mb", spare).await?;
                 }
             }
             "email-verify" => {
-                let to =
-                    self.flow.verify_pending.get(..n).ok_or("email-verify: fewer sign-up mails sent than needed")?;
-                let to = to.to_vec();
+                if self.flow.verify_pending.len() < n {
+                    return Err("email-verify: fewer sign-up mails sent than needed".to_owned());
+                }
+                let to: Vec<String> = self.flow.verify_pending.drain(..n).collect();
                 let tokens = self.mail_tokens("verify_email", VERIFY_LINK, &to).await?;
                 let events = tokens
                     .iter()
@@ -589,7 +618,7 @@ impl Session {
                 let events = self
                     .flow
                     .addresses(tag, n)
-                    .iter()
+                    .into_iter()
                     .map(|a| self.event(route, &[], Some(json!({"email": a}))))
                     .collect::<Result<_, _>>()?;
                 self.prepare_events(events, Expect::Status(202));
@@ -609,12 +638,13 @@ impl Session {
                     input.outbox_ids = self.pending_mail("mrb", spare).await?;
                     input.account_email = addresses.first().cloned();
                 }
-                self.flow.reset_pending = addresses;
+                self.flow.reset_pending.extend(addresses);
             }
             "password-reset" => {
-                let to =
-                    self.flow.reset_pending.get(..n).ok_or("password-reset: fewer reset mails sent than needed")?;
-                let to = to.to_vec();
+                if self.flow.reset_pending.len() < n {
+                    return Err("password-reset: fewer reset mails sent than needed".to_owned());
+                }
+                let to: Vec<String> = self.flow.reset_pending.drain(..n).collect();
                 let tokens = self.mail_tokens("reset_requested", RESET_LINK, &to).await?;
                 let events = tokens
                     .iter()
@@ -630,10 +660,10 @@ impl Session {
                 };
                 let accounts = self.accounts(tag, n).await?;
                 let mut events = Vec::new();
-                for (i, account) in accounts.iter().enumerate() {
+                for account in &accounts {
                     let body = match case.binary {
                         "password-change" => json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
-                        "email-change" => json!({"new_email": self.flow.address("ne", i + 1), "password": PASSWORD}),
+                        "email-change" => json!({"new_email": self.flow.addresses("ne", 1)[0], "password": PASSWORD}),
                         _ => json!({"password": PASSWORD}),
                     };
                     events.push(self.event(case.binary, &[("access_token", &account.access_token)], Some(body))?);
@@ -647,12 +677,12 @@ impl Session {
             }
             // Login's user is the first one register signed up and email-verify verified; when
             // those did not run (a run of some cases only), one signed up and verified here.
-            "login" if self.flow.email.is_none() => {
-                let address = self.flow.address("u", 1);
-                let id = self.sign_up(std::slice::from_ref(&address)).await?.remove(0);
-                self.verify(std::slice::from_ref(&address)).await?;
-                self.flow.email = Some(address);
-                self.flow.user_id = Some(id);
+            "login" => self.ensure_user().await?,
+            // The tokens login left; logged in here when login did not run.
+            "get-user" if self.flow.access_token.is_none() => {
+                self.ensure_user().await?;
+                let email = self.flow.email.clone().ok_or("no registered user")?;
+                self.flow.access_token = Some(self.login(&email).await?.0);
             }
             // The chained cases prepare nothing.
             _ => {}

@@ -8,12 +8,15 @@
 //! baseline` is the child process that measures the reference operations.
 
 mod baseline;
+mod cost;
 mod driver;
 mod flow;
+mod plot;
 mod procfs;
 mod proxy;
 mod report;
 mod sandbox;
+mod sizing;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +56,9 @@ struct RunArgs {
     /// The results, as JSON.
     #[arg(long, default_value = ".local/bench/results.json")]
     json: PathBuf,
+    /// Add to the results already in `--json` (a part of a split run) instead of replacing them.
+    #[arg(long)]
+    merge: bool,
 }
 
 #[derive(Args)]
@@ -69,6 +75,12 @@ struct ReportArgs {
     /// The report to write.
     #[arg(long, default_value = "docs/performance.md")]
     out: PathBuf,
+    /// The prices the costs are computed at.
+    #[arg(long, default_value = "docs/prices.yaml")]
+    prices: PathBuf,
+    /// Where the plots go (one SVG per case), linked from the report relative to it.
+    #[arg(long, default_value = "docs/plots")]
+    plots: PathBuf,
 }
 
 #[derive(Args)]
@@ -97,7 +109,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Baseline { op, n } => baseline::run(op, n),
-        Command::Run(args) => run(&args.options, &args.json),
+        Command::Run(args) => run(&args.options, &args.json, args.merge),
         Command::Report(args) => report(&args),
         Command::Invoke(args) => invoke(*args),
     };
@@ -110,7 +122,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &driver::Options, json: &Path) -> Result<(), String> {
+fn run(options: &driver::Options, json: &Path, merge: bool) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let mut machine = report::Machine::describe();
     machine.busy = report::busy_processes();
     // The driver, the proxies and the runtime API share one thread: the other core stays free
@@ -123,7 +136,26 @@ fn run(options: &driver::Options, json: &Path) -> Result<(), String> {
             machine.busy.push(busy);
         }
     }
+    if let Some(run) = results.runs.last_mut() {
+        run.date.clone_from(&machine.date);
+        run.seconds = started.elapsed().as_secs_f64();
+        run.load = format!("{} → {}", machine.load_before, machine.load_after);
+        run.busy.clone_from(&machine.busy);
+    }
     results.machine = machine;
+    if merge && json.exists() {
+        let mut all = read_results(json)?;
+        if all.signing_algorithm != results.signing_algorithm {
+            return Err(format!(
+                "{} holds {} results, this run signed with {}",
+                json.display(),
+                all.signing_algorithm,
+                results.signing_algorithm
+            ));
+        }
+        all.merge(results);
+        results = all;
+    }
     write(json, &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)?;
     eprintln!("bench: wrote {}", json.display());
     Ok(())
@@ -148,9 +180,18 @@ fn report(args: &ReportArgs) -> Result<(), String> {
             }
         }
     }
-    let markdown = report::render(&results, &others, &machine, &report::criterion_results(&args.criterion));
+    let prices = cost::Prices::load(&args.prices)?;
+    let curves = sizing::curves(&results, &prices);
+    std::fs::create_dir_all(&args.plots).map_err(|e| format!("{}: {e}", args.plots.display()))?;
+    for (file, svg) in sizing::plots(&curves)? {
+        write(&args.plots.join(file), &svg)?;
+    }
+    let report_dir = args.out.parent().unwrap_or(Path::new("."));
+    let plots_dir = args.plots.strip_prefix(report_dir).unwrap_or(&args.plots).display().to_string();
+    let lambda = report::LambdaTerms { prices, curves, plots_dir };
+    let markdown = report::render(&results, &others, &machine, &report::criterion_results(&args.criterion), &lambda);
     write(&args.out, &markdown)?;
-    eprintln!("bench: wrote {}", args.out.display());
+    eprintln!("bench: wrote {} and the plots in {}", args.out.display(), args.plots.display());
     Ok(())
 }
 

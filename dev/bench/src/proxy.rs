@@ -5,6 +5,10 @@
 //! logged with its operation (the `X-Amz-Target` header; for SES's REST API, the request's path)
 //! and the times it arrived and was answered. The driver drains the log at invocation boundaries
 //! to count calls and round trips per invocation.
+//!
+//! Every DynamoDB request is sent with `ReturnConsumedCapacity: TOTAL` (unless it asks for
+//! more), so the log also holds the read and write request units each call is billed; the
+//! function's SDK parses the extra field like any other response member.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// Which emulator a call went to.
@@ -35,6 +40,62 @@ pub struct Call {
     pub operation: String,
     pub arrived: Instant,
     pub answered: Instant,
+    /// DynamoDB request units billed for the call (zero for the other services).
+    pub units: Units,
+}
+
+/// DynamoDB on-demand request units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Units {
+    pub read: f64,
+    pub write: f64,
+}
+
+impl Units {
+    pub fn of(calls: &[Call]) -> Self {
+        calls
+            .iter()
+            .fold(Self::default(), |sum, c| Self { read: sum.read + c.units.read, write: sum.write + c.units.write })
+    }
+}
+
+const READS: [&str; 5] = ["GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"];
+
+/// The units a DynamoDB call is billed, from its request and DynamoDB Local's answer.
+///
+/// Local reports `ConsumedCapacity` by AWS's rules for single-item calls (0.5 / 1 unit per 4 KB
+/// read, 1 per 1 KB written), but sizes a transaction by its items' total, where AWS bills each
+/// action at least 2 units: a transaction is floored at 2 units per action. A write that fails
+/// its condition is billed too and answered without the field: 1 unit (2 per action in a
+/// transaction), the floor for items under 1 KB, as all of this table's are.
+fn units(operation: &str, request: &Value, status: http::StatusCode, response: &[u8]) -> Units {
+    let actions = request.get("TransactItems").and_then(Value::as_array).map(Vec::len);
+    let floor = actions.map_or(1.0, |n| 2.0 * n as f64);
+    let reported = serde_json::from_slice::<Value>(response).ok().and_then(|answer| {
+        let consumed = answer.get("ConsumedCapacity")?.clone();
+        let entries = match consumed {
+            Value::Array(entries) => entries,
+            entry => vec![entry],
+        };
+        Some(entries.iter().filter_map(|e| e.get("CapacityUnits").and_then(Value::as_f64)).sum::<f64>())
+    });
+    let billed = match reported {
+        Some(units) if actions.is_some() => units.max(floor),
+        Some(units) => units,
+        None if status.is_success() || READS.contains(&operation) => 0.0,
+        // Only a failed condition is billed; throttling or a validation error is not.
+        None if String::from_utf8_lossy(response).contains("ConditionalCheckFailed")
+            || String::from_utf8_lossy(response).contains("TransactionCanceled") =>
+        {
+            floor
+        }
+        None => 0.0,
+    };
+    if READS.contains(&operation) {
+        Units { read: billed, write: 0.0 }
+    } else {
+        Units { read: 0.0, write: billed }
+    }
 }
 
 /// The calls both proxies saw, in arrival order of their answers.
@@ -193,13 +254,24 @@ async fn forward(
     let arrived = Instant::now();
     let operation = operation(&request, service);
     let (mut parts, body) = request.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let mut body = body.collect().await?.to_bytes();
+    let mut sent = Value::Null;
+    if service == Service::DynamoDb {
+        sent = serde_json::from_slice(&body)?;
+        if let Some(fields) = sent.as_object_mut() {
+            fields.entry("ReturnConsumedCapacity").or_insert_with(|| "TOTAL".into());
+        }
+        body = serde_json::to_vec(&sent)?.into();
+        parts.headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("{}{path}", upstream.to_string().trim_end_matches('/')).parse()?;
     let response = client.request(Request::from_parts(parts, Full::new(body))).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
-    log.push(Call { service, operation, arrived, answered: Instant::now() });
+    let units =
+        if service == Service::DynamoDb { units(&operation, &sent, parts.status, &body) } else { Units::default() };
+    log.push(Call { service, operation, arrived, answered: Instant::now(), units });
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 
@@ -217,6 +289,7 @@ mod tests {
             operation: String::new(),
             arrived: at(from),
             answered: at(to),
+            units: Units::default(),
         };
         // Login: two concurrent calls (logged in answer order), then one after both answers.
         let login = [call(1, 5), call(0, 3), call(6, 9)];
@@ -236,10 +309,34 @@ mod tests {
             operation: operation.to_owned(),
             arrived: at(from),
             answered: at(to),
+            units: Units::default(),
         };
         let change =
             [call("TransactWriteItems", 9, 12), call("GetItem", 0, 2), call("UpdateItem", 3, 6), call("GetItem", 4, 5)];
         assert_eq!(sequence(&change), "GetItem → GetItem ‖ UpdateItem → TransactWriteItems");
         assert_eq!(sequence(&[]), "none");
+    }
+
+    #[test]
+    fn given_dynamodb_answers_when_pricing_a_call_then_units_follow_awss_billing_rules() {
+        let ok = http::StatusCode::OK;
+        let bad = http::StatusCode::BAD_REQUEST;
+        let none = Value::Null;
+        // GIVEN Local's report for a single-item read and write, THEN it is taken as is.
+        let get = units("GetItem", &none, ok, br#"{"ConsumedCapacity":{"CapacityUnits":0.5}}"#);
+        assert_eq!(get, Units { read: 0.5, write: 0.0 });
+        let put = units("PutItem", &none, ok, br#"{"ConsumedCapacity":{"CapacityUnits":3.0}}"#);
+        assert_eq!(put, Units { read: 0.0, write: 3.0 });
+        // GIVEN a three-action transaction Local sized by its total, THEN 2 units per action.
+        let actions = serde_json::json!({"TransactItems": [{}, {}, {}]});
+        let transaction = units("TransactWriteItems", &actions, ok, br#"{"ConsumedCapacity":[{"CapacityUnits":2.0}]}"#);
+        assert_eq!(transaction.write, 6.0);
+        // GIVEN failed conditions, THEN they are billed; a validation error is not.
+        let failed = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}"#;
+        assert_eq!(units("UpdateItem", &none, bad, failed).write, 1.0);
+        let cancelled = br#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException"}"#;
+        assert_eq!(units("TransactWriteItems", &actions, bad, cancelled).write, 6.0);
+        let invalid = br#"{"__type":"com.amazon.coral.validate#ValidationException"}"#;
+        assert_eq!(units("PutItem", &none, bad, invalid), Units::default());
     }
 }

@@ -611,6 +611,7 @@ pub fn render(
     others: &[Results],
     machine: &Machine,
     criterion: &BTreeMap<String, (f64, f64, f64)>,
+    lambda: &LambdaTerms,
 ) -> String {
     let mut md = String::new();
     let w = &mut md;
@@ -760,6 +761,12 @@ pub fn render(
         render_algorithm(w, results, other, criterion);
     }
     render_shares(w, results);
+    crate::sizing::render(w, results, &lambda.curves, &lambda.prices, &lambda.plots_dir);
+    crate::sizing::render_cost_model(w, &lambda.curves, &lambda.prices);
+    crate::sizing::render_prices(w, &lambda.prices);
+    let _ = w.write_str(LAMBDA_TEXT);
+    let _ = w.write_str(SCALE_TEXT);
+    render_runs(w, results, others);
 
     let _ = writeln!(w, "\n## Hot paths (`cargo bench -p shared`)\n");
     if criterion.is_empty() {
@@ -800,6 +807,49 @@ pub fn render(
     }
     let _ = w.write_str(CAVEATS);
     md
+}
+
+/// What the report needs besides the results to put them in Lambda's terms.
+pub struct LambdaTerms<'a> {
+    pub prices: crate::cost::Prices,
+    pub curves: Vec<crate::sizing::CaseCurve<'a>>,
+    /// Where the plots are, relative to the report.
+    pub plots_dir: String,
+}
+
+/// arm64 on Graviton, how far a cgroup quota is from Lambda's, init's CPU: hand-written, sourced.
+const LAMBDA_TEXT: &str = include_str!("../text/lambda.md");
+/// Scale on paper.
+const SCALE_TEXT: &str = include_str!("../text/scale.md");
+
+/// Each run the results came from (a full run may be split into parts), and its time.
+fn render_runs(w: &mut String, results: &Results, others: &[Results]) {
+    let runs: Vec<(&str, &crate::driver::Run)> = std::iter::once(results)
+        .chain(others)
+        .flat_map(|r| r.runs.iter().map(move |run| (r.signing_algorithm.as_str(), run)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\n## Runs\n");
+    let _ = writeln!(w, "| started | signing | cases | points | took | load average | busy |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    let mut total = 0.0;
+    for (algorithm, run) in runs {
+        total += run.seconds;
+        let cases = if run.cases.len() == crate::flow::CASES.len() { "all".to_owned() } else { run.cases.join(", ") };
+        let busy = if run.busy.is_empty() { "nothing".to_owned() } else { run.busy.join("; ") };
+        let _ = writeln!(
+            w,
+            "| {} | {algorithm} | {cases} | {} | {:.1} min | {} | {busy} |",
+            run.date,
+            run.points.join(", "),
+            run.seconds / 60.0,
+            run.load,
+        );
+    }
+    let _ =
+        writeln!(w, "\nAll runs together: {:.1} min (the builds and the micro-benchmarks not included).", total / 60.0);
 }
 
 /// A criterion mean with its confidence interval, in nanoseconds.
@@ -1435,6 +1485,15 @@ this one: absolute times scale, ratios between the rows should hold.
 mod tests {
     use super::*;
 
+    fn no_lambda_terms() -> LambdaTerms<'static> {
+        let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
+        LambdaTerms {
+            prices: crate::cost::Prices::load(&prices).expect("docs/prices.yaml"),
+            curves: Vec::new(),
+            plots_dir: "plots".into(),
+        }
+    }
+
     #[test]
     fn percentiles_are_nearest_rank() {
         let values: Vec<f64> = (1..=200).map(f64::from).collect();
@@ -1453,7 +1512,7 @@ mod tests {
         // Its first invocation checks the table and the secret; warm ones use the cached result.
         let health = FunctionResult { name: "health".into(), cold_calls: once(1, 1, 1), ..FunctionResult::default() };
         let results = Results { functions: vec![health], ..Results::default() };
-        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("| health | none | – | – | – |"), "{md}");
         assert!(md.contains("| DynamoDB calls per invocation, cold / warm: 1 / 0 | 1 / 0 met |"), "{md}");
         assert!(!md.contains("differ from the target"), "{md}");
@@ -1480,7 +1539,7 @@ mod tests {
         let mailer =
             account("mailer (sign-up)", n(0, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
         let results = Results { functions: vec![mailer, logout_all], ..Results::default() };
-        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("## Account functions"), "{md}");
         // In the report's order, whatever the run's.
         assert!(md.find("- **logout-all**") < md.find("- **mailer (sign-up)**"), "{md}");
@@ -1518,7 +1577,7 @@ mod tests {
     fn given_jwks_as_designed_when_rendering_then_it_is_listed_with_no_call_per_invocation() {
         let jwks = account("jwks", n(0, 1, 0, 1), NONE, "none");
         let results = Results { functions: vec![jwks], ..Results::default() };
-        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("## Account functions and the public keys"), "{md}");
         assert!(md.contains("- **jwks** (0 warm): `GET /.well-known/jwks.json`"), "{md}");
         assert!(md.contains("| jwks | none | none | 0 / 0 | 0 / 0 | 1 / 0 / 0 | 0 / 0 | yes |"), "{md}");
@@ -1560,7 +1619,7 @@ mod tests {
             ("jwt/sign_rs256".to_owned(), (900_000.0, 890_000.0, 910_000.0)),
             ("jwt/verify".to_owned(), (3000.0, 2900.0, 3100.0)),
         ]);
-        let md = render(&es256, &[rs256], &Machine::default(), &criterion);
+        let md = render(&es256, &[rs256], &Machine::default(), &criterion, &no_lambda_terms());
         assert!(md.contains("## Access tokens signed with RS256"), "{md}");
         assert!(md.contains("| login | ES256 | 12.0 ms (12.0–12.0) | 2.00 ms | 1.00 / 3.00 ms | 21.000 ms |"), "{md}");
         assert!(md.contains("| login | RS256 | 14.0 ms (14.0–14.0) |"), "{md}");
@@ -1588,7 +1647,7 @@ mod tests {
         logout.warm_calls.max = n(2, 1, 0, 2);
         logout.warm_sequences.insert("GetSecretValue → UpdateItem".into(), 1);
         let results = Results { functions: vec![logout], ..Results::default() };
-        let md = render(&results, &[], &Machine::default(), &BTreeMap::new());
+        let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("**logout: 1 Secrets Manager call(s) in a warm invocation**"), "{md}");
         assert!(md.contains("UpdateItem (200×); GetSecretValue → UpdateItem (1×)"), "{md}");
         assert!(md.contains("| **no** |"), "{md}");

@@ -1,0 +1,251 @@
+//! What an invocation costs once deployed, from a measured point and `docs/prices.yaml`; the
+//! memory size the rule picks from a function's points; the monthly cost of a usage profile
+//! against Amazon Cognito's tiers.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::driver::FunctionResult;
+use crate::report::percentile;
+
+/// One published price, with where and when it was read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub usd: f64,
+    pub per: String,
+    pub source: String,
+    pub read: String,
+}
+
+/// A per-MAU price from `above_mau` up to the next tier's `above_mau`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub above_mau: u64,
+    pub usd_per_mau: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiered {
+    /// Ascending by `above_mau`; the first starts where the free tier ends.
+    pub tiers: Vec<Tier>,
+    pub source: String,
+    pub read: String,
+}
+
+impl Tiered {
+    /// The monthly charge for `mau` monthly active users.
+    pub fn monthly(&self, mau: u64) -> f64 {
+        let mut usd = 0.0;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            let end = self.tiers.get(i + 1).map_or(u64::MAX, |next| next.above_mau);
+            let users = mau.min(end).saturating_sub(tier.above_mau);
+            usd += users as f64 * tier.usd_per_mau;
+        }
+        usd
+    }
+}
+
+/// `docs/prices.yaml`: on-demand prices of one region, no free tier applied (except Cognito's,
+/// which is part of its tiers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub region: String,
+    pub lambda_arm64_gb_second: Price,
+    pub lambda_x86_64_gb_second: Price,
+    pub lambda_requests_per_million: Price,
+    pub dynamodb_write_units_per_million: Price,
+    pub dynamodb_read_units_per_million: Price,
+    pub dynamodb_storage_gb_month: Price,
+    pub secrets_manager_secret_month: Price,
+    pub secrets_manager_calls_per_10k: Price,
+    pub ses_emails_per_1000: Price,
+    pub api_gateway_rest_per_million: Price,
+    pub waf_web_acl_month: Price,
+    pub waf_rule_month: Price,
+    pub waf_requests_per_million: Price,
+    pub cloudwatch_logs_ingested_gb: Price,
+    pub cloudwatch_logs_stored_gb_month: Price,
+    pub cognito_lite: Tiered,
+    pub cognito_essentials: Tiered,
+}
+
+impl Prices {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let prices: Self = serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(prices)
+    }
+
+    /// Every price with its name, for the report's list of sources.
+    pub fn listed(&self) -> Vec<(&'static str, &Price)> {
+        vec![
+            ("Lambda arm64, GB-second", &self.lambda_arm64_gb_second),
+            ("Lambda x86_64, GB-second", &self.lambda_x86_64_gb_second),
+            ("Lambda requests", &self.lambda_requests_per_million),
+            ("DynamoDB on-demand writes", &self.dynamodb_write_units_per_million),
+            ("DynamoDB on-demand reads", &self.dynamodb_read_units_per_million),
+            ("DynamoDB storage", &self.dynamodb_storage_gb_month),
+            ("Secrets Manager, secret", &self.secrets_manager_secret_month),
+            ("Secrets Manager, API calls", &self.secrets_manager_calls_per_10k),
+            ("SES, outbound mail", &self.ses_emails_per_1000),
+            ("API Gateway REST requests", &self.api_gateway_rest_per_million),
+            ("WAF web ACL", &self.waf_web_acl_month),
+            ("WAF rule", &self.waf_rule_month),
+            ("WAF requests", &self.waf_requests_per_million),
+            ("CloudWatch Logs ingestion", &self.cloudwatch_logs_ingested_gb),
+            ("CloudWatch Logs storage", &self.cloudwatch_logs_stored_gb_month),
+        ]
+    }
+}
+
+/// Lambda's platform lines per invocation (`platform.start`, `platform.report` in JSON), which
+/// CloudWatch Logs ingests besides the function's own: an estimate of their size.
+pub const PLATFORM_LOG_BYTES: f64 = 600.0;
+
+/// USD per million invocations of one function at one memory size, by what is billed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub lambda_duration: f64,
+    pub lambda_requests: f64,
+    pub dynamodb: f64,
+    pub secrets_manager: f64,
+    pub ses: f64,
+    pub logs: f64,
+}
+
+impl Cost {
+    pub fn total(&self) -> f64 {
+        self.lambda_duration + self.lambda_requests + self.dynamodb + self.secrets_manager + self.ses + self.logs
+    }
+}
+
+/// Lambda bills duration rounded up to the next millisecond.
+fn billed_ms(ms: &[f64]) -> f64 {
+    if ms.is_empty() {
+        return 0.0;
+    }
+    ms.iter().map(|ms| ms.ceil()).sum::<f64>() / ms.len() as f64
+}
+
+/// The cost of a million invocations of `f` at its memory size on arm64, `cold_rate` of them
+/// cold starts (each billed its init, unthrottled where measured so, and its first invocation
+/// instead of a warm one). `None`
+/// without a memory size (the point without a quota).
+pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Option<Cost> {
+    let mb = f.limits.memory_mb?;
+    let warm = billed_ms(&f.warm_ms);
+    // Lambda is reported to run init without the share: the unthrottled inits where measured.
+    let init = if f.init_unthrottled_ms.is_empty() { &f.init_ms } else { &f.init_unthrottled_ms };
+    let cold = billed_ms(init) + billed_ms(&f.first_invocation_ms);
+    let ms = (1.0 - cold_rate) * warm + cold_rate * cold;
+    let gb_seconds = mb as f64 / 1024.0 * ms / 1000.0;
+    let billed = f.warm_billed;
+    let secrets_calls = billed.secrets_manager_calls + cold_rate * f.init_calls.secrets_manager as f64;
+    let log_gb = (f.warm_log_bytes + PLATFORM_LOG_BYTES) / 1e9;
+    Some(Cost {
+        lambda_duration: 1e6 * gb_seconds * prices.lambda_arm64_gb_second.usd,
+        lambda_requests: prices.lambda_requests_per_million.usd,
+        dynamodb: billed.dynamodb.read * prices.dynamodb_read_units_per_million.usd
+            + billed.dynamodb.write * prices.dynamodb_write_units_per_million.usd,
+        secrets_manager: 1e6 / 1e4 * secrets_calls * prices.secrets_manager_calls_per_10k.usd,
+        ses: 1e6 / 1e3 * billed.ses_mails * prices.ses_emails_per_1000.usd,
+        logs: 1e6 * log_gb * prices.cloudwatch_logs_ingested_gb.usd,
+    })
+}
+
+/// A size within this fraction of the cheapest size's cost per million is affordable.
+pub const COST_SLACK: f64 = 0.05;
+/// Warm p95s within this fraction of each other are as fast: then the smaller size wins.
+pub const SPEED_SLACK: f64 = 0.05;
+
+/// The memory size the rule picks from `points` (one case's results at the Lambda sizes of the
+/// default period): of the sizes costing at most 105 % of the cheapest, the one with the
+/// lowest warm p95, the smallest of those within 5 % of it. So a user gets the speed money
+/// cannot buy more cheaply, and a million invocations cost at most 5 % more than they could.
+pub fn choose(points: &[(&FunctionResult, Cost)]) -> Option<u64> {
+    let cheapest = points.iter().map(|(_, c)| c.total()).fold(f64::INFINITY, f64::min);
+    let affordable: Vec<(u64, f64)> = points
+        .iter()
+        .filter(|(_, c)| c.total() <= cheapest * (1.0 + COST_SLACK))
+        .filter_map(|(f, _)| Some((f.limits.memory_mb?, percentile(&f.warm_ms, 95.0))))
+        .collect();
+    let fastest = affordable.iter().map(|(_, p95)| *p95).fold(f64::INFINITY, f64::min);
+    affordable.iter().filter(|(_, p95)| *p95 <= fastest * (1.0 + SPEED_SLACK)).map(|(mb, _)| *mb).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Limits;
+
+    fn prices() -> Prices {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
+        Prices::load(&path).expect("docs/prices.yaml parses")
+    }
+
+    fn point(mb: u64, warm_ms: f64) -> FunctionResult {
+        FunctionResult {
+            limits: Limits::lambda(mb, 20),
+            warm_ms: vec![warm_ms; 100],
+            init_ms: vec![100.0],
+            first_invocation_ms: vec![warm_ms],
+            ..FunctionResult::default()
+        }
+    }
+
+    #[test]
+    fn given_a_point_when_pricing_then_duration_is_rounded_up_and_init_billed_at_the_cold_rate() {
+        // GIVEN 128 MB, every warm invocation 9.2 ms (billed 10), a 100 ms init
+        let prices = prices();
+        let f = point(128, 9.2);
+        // WHEN no invocation is cold, THEN a million cost 10 s × 0.125 GB of duration
+        let warm = per_million(&f, &prices, 0.0).expect("a Lambda size");
+        let gb_second = prices.lambda_arm64_gb_second.usd;
+        assert!((warm.lambda_duration - 1e6 * 0.125 * 0.010 * gb_second).abs() < 1e-9);
+        assert_eq!(warm.lambda_requests, prices.lambda_requests_per_million.usd);
+        // WHEN 1 % are cold, THEN each of those also pays its 100 ms init
+        let cold = per_million(&f, &prices, 0.01).expect("a Lambda size");
+        assert!((cold.lambda_duration - 1e6 * 0.125 * (0.010 + 0.01 * 0.100) * gb_second).abs() < 1e-9);
+        // WHEN the point had no quota, THEN it has no price
+        let unlimited = FunctionResult { limits: Limits::NO_QUOTA, ..point(128, 9.2) };
+        assert!(per_million(&unlimited, &prices, 0.01).is_none());
+    }
+
+    #[test]
+    fn given_points_when_choosing_then_the_fastest_affordable_size_wins() {
+        let prices = prices();
+        let priced = |points: &[FunctionResult]| -> Option<u64> {
+            let costs: Vec<(&FunctionResult, Cost)> =
+                points.iter().map(|f| (f, per_million(f, &prices, 0.01).expect("sized"))).collect();
+            choose(&costs)
+        };
+        // GIVEN CPU-bound work whose time halves as memory doubles (cost flat), THEN the largest
+        let cpu_bound = [point(128, 400.0), point(256, 200.0), point(512, 100.0)];
+        assert_eq!(priced(&cpu_bound), Some(512));
+        // GIVEN a wait that memory does not shorten, THEN the smallest (the others cost more)
+        let waiting = [point(128, 20.0), point(256, 19.9), point(512, 19.8)];
+        assert_eq!(priced(&waiting), Some(128));
+        // GIVEN nothing, THEN no choice
+        assert_eq!(priced(&[]), None);
+    }
+
+    #[test]
+    fn given_tiers_when_pricing_users_then_each_tier_bills_its_own_users() {
+        let prices = prices();
+        // GIVEN Cognito's free tier, THEN 10,000 users cost nothing
+        assert_eq!(prices.cognito_essentials.monthly(10_000), 0.0);
+        let tiers = Tiered {
+            tiers: vec![Tier { above_mau: 10, usd_per_mau: 1.0 }, Tier { above_mau: 100, usd_per_mau: 0.5 }],
+            source: String::new(),
+            read: String::new(),
+        };
+        assert_eq!(tiers.monthly(5), 0.0);
+        assert_eq!(tiers.monthly(50), 40.0);
+        assert_eq!(tiers.monthly(200), 90.0 + 50.0);
+    }
+}
