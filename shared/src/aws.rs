@@ -3,6 +3,7 @@
 //! Local endpoints need no code: `aws_config` honours `AWS_ENDPOINT_URL_DYNAMODB`,
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_ENDPOINT_URL_SESV2`.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,17 +30,27 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// Checks `SSL_CERT_FILE`, the one CA bundle the TLS client reads when it is set (the template
 /// sets it to the runtime image's bundle, so init reads one file instead of probing for bundles
-/// and reading every file of the certificate directories). A path that is not a file would leave
-/// the client trusting no certificate and every AWS call failing: init fails instead.
+/// and reading every file of the certificate directories). A path that is not a PEM file would
+/// leave the client trusting no certificate and every AWS call failing: init fails instead.
 pub fn check_ca_bundle(lookup: impl Fn(&str) -> Option<String>) -> Result<(), crate::config::ConfigError> {
-    match lookup("SSL_CERT_FILE") {
-        Some(path) if !Path::new(&path).is_file() => Err(crate::config::ConfigError::Invalid {
-            name: "SSL_CERT_FILE",
-            reason: format!("{path} is not a file (the CA bundle the TLS client trusts)"),
-        }),
-        _ => Ok(()),
+    let Some(path) = lookup("SSL_CERT_FILE") else { return Ok(()) };
+    let invalid = |reason: &str| crate::config::ConfigError::Invalid {
+        name: "SSL_CERT_FILE",
+        reason: format!("{path} {reason} (the CA bundle the TLS client trusts)"),
+    };
+    if !Path::new(&path).is_file() {
+        return Err(invalid("is not a file"));
     }
+    // A bundle's first certificate starts within its first lines (after a comment at most).
+    let mut head = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|file| file.take(16 * 1024).read_to_end(&mut head));
+    if read.is_err() || !head.windows(PEM_CERTIFICATE.len()).any(|w| w == PEM_CERTIFICATE) {
+        return Err(invalid("holds no PEM certificate"));
+    }
+    Ok(())
 }
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Three attempts, exponential backoff from 50 ms up to 1 s.
 pub fn retry_config() -> RetryConfig {
@@ -87,16 +98,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_ssl_cert_file_when_checking_then_only_a_path_that_is_not_a_file_fails() {
-        let with = |value: &'static str| move |name: &str| (name == "SSL_CERT_FILE").then(|| value.to_owned());
+    fn given_ssl_cert_file_when_checking_then_only_a_pem_file_passes() {
+        let with = |value: String| move |name: &str| (name == "SSL_CERT_FILE").then(|| value.clone());
+        let dir = std::env::temp_dir().join(format!("ca-bundle-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let bundle = dir.join("ca-bundle.crt");
+        std::fs::write(&bundle, "# A root\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+            .expect("bundle");
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "no certificate here\n").expect("text");
         // GIVEN no SSL_CERT_FILE, THEN the platform's probe is left to find the bundle
         assert!(check_ca_bundle(|_| None).is_ok());
-        // GIVEN a file, THEN it is accepted
-        assert!(check_ca_bundle(with(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))).is_ok());
-        // GIVEN a directory or a missing path, THEN init fails naming the variable
-        for path in ["/", "/nowhere/ca-bundle.crt"] {
-            let error = check_ca_bundle(with(path)).expect_err("not a file").to_string();
-            assert!(error.contains("SSL_CERT_FILE") && error.contains(path), "{error}");
+        // GIVEN a PEM bundle, THEN it is accepted
+        assert!(check_ca_bundle(with(bundle.display().to_string())).is_ok());
+        // GIVEN a directory, a missing path or a file without a certificate, THEN init fails naming
+        // the variable and the path
+        for path in [dir.display().to_string(), "/nowhere/ca-bundle.crt".to_owned(), text.display().to_string()] {
+            let error = check_ca_bundle(with(path.clone())).expect_err("not a bundle").to_string();
+            assert!(error.contains("SSL_CERT_FILE") && error.contains(&path), "{error}");
         }
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

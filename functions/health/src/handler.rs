@@ -25,6 +25,12 @@ impl Function for Deps {
         Ok(Self { health })
     }
 
+    /// The first check runs in init, which Lambda runs unthrottled, so that a new instance's first
+    /// request gets the cached report instead of waiting for both round trips.
+    async fn warm(&self) {
+        self.health.report().await;
+    }
+
     async fn handle(&self, req: &Request, _log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
         health(req, self).await
     }
