@@ -119,6 +119,7 @@ for f in "${FUNCTIONS[@]}" "$ROTATION"; do
     [ -x "target/release/$f" ] || die "target/release/$f missing: run without SKIP_BUILD"
 done
 [ -x target/release/bench ] || die "target/release/bench missing: run without SKIP_BUILD"
+[ -x target/release/floor ] || die "target/release/floor missing: run without SKIP_BUILD"
 
 if [ "${SKIP_CRITERION:-}" != 1 ]; then
     log "hot-path micro-benchmarks (cargo bench -p shared)"
@@ -151,7 +152,7 @@ run_pass() {
         --baseline-runs "${BASELINE_RUNS:-1000}" \
         --points "$points" \
         ${RUNNER:+--runner "$RUNNER"} \
-        ${MERGE:+--merge} \
+        $([ "${MERGE:-}" = 1 ] && echo --merge) \
         "${case_args[@]}" \
         --json "$json" \
         2> >(grep --line-buffered -v -e '^mail to ' -e '^  https\{0,1\}://' >&2)

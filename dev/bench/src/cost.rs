@@ -144,16 +144,22 @@ pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Optio
     let cold = billed_ms(init) + billed_ms(&f.first_invocation_ms);
     let ms = (1.0 - cold_rate) * warm + cold_rate * cold;
     let gb_seconds = mb as f64 / 1024.0 * ms / 1000.0;
-    let billed = f.warm_billed;
-    let secrets_calls = billed.secrets_manager_calls + cold_rate * f.init_calls.secrets_manager as f64;
+    // A cold start's first invocation makes the calls a warm one makes, and those it caches.
+    let blend = |warm: f64, cold: f64| (1.0 - cold_rate) * warm + cold_rate * cold;
+    let (warm, cold) = (f.warm_billed, f.cold_billed);
+    let read = blend(warm.dynamodb.read, cold.dynamodb.read);
+    let write = blend(warm.dynamodb.write, cold.dynamodb.write);
+    let secrets_calls =
+        blend(warm.secrets_manager_calls, cold.secrets_manager_calls) + cold_rate * f.init_calls.secrets_manager as f64;
+    // Log sizes in GB of 10^9 bytes, as AWS bills them.
     let log_gb = (f.warm_log_bytes + PLATFORM_LOG_BYTES) / 1e9;
     Some(Cost {
         lambda_duration: 1e6 * gb_seconds * prices.lambda_arm64_gb_second.usd,
         lambda_requests: prices.lambda_requests_per_million.usd,
-        dynamodb: billed.dynamodb.read * prices.dynamodb_read_units_per_million.usd
-            + billed.dynamodb.write * prices.dynamodb_write_units_per_million.usd,
+        dynamodb: read * prices.dynamodb_read_units_per_million.usd
+            + write * prices.dynamodb_write_units_per_million.usd,
         secrets_manager: 1e6 / 1e4 * secrets_calls * prices.secrets_manager_calls_per_10k.usd,
-        ses: 1e6 / 1e3 * billed.ses_mails * prices.ses_emails_per_1000.usd,
+        ses: 1e6 / 1e3 * blend(warm.ses_mails, cold.ses_mails) * prices.ses_emails_per_1000.usd,
         logs: 1e6 * log_gb * prices.cloudwatch_logs_ingested_gb.usd,
     })
 }
@@ -203,7 +209,7 @@ mod tests {
         // GIVEN 128 MB, every warm invocation 9.2 ms (billed 10), a 100 ms init
         let prices = prices();
         let f = point(128, 9.2);
-        // WHEN no invocation is cold, THEN a million cost 10 s × 0.125 GB of duration
+        // WHEN no invocation is cold, THEN a million cost 10,000 s × 0.125 GB of duration
         let warm = per_million(&f, &prices, 0.0).expect("a Lambda size");
         let gb_second = prices.lambda_arm64_gb_second.usd;
         assert!((warm.lambda_duration - 1e6 * 0.125 * 0.010 * gb_second).abs() < 1e-9);

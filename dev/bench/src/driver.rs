@@ -98,6 +98,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// The counts a run was made with, as text.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} cold starts, {} / {} warm invocations, {} reference operations",
+            self.cold_starts, self.warm_heavy, self.warm_light, self.baseline_runs
+        )
+    }
+
     /// Warm invocations of `case`: fewer for the ones that cost an argon2id computation (or
     /// need a new account each), more for the others, for CPU resolution.
     pub fn warm(&self, case: &Case) -> usize {
@@ -220,6 +228,8 @@ pub struct FunctionResult {
     pub warm_calls: CallRange,
     /// The warm invocations' DynamoDB units, Secrets Manager calls and mails, per invocation.
     pub warm_billed: Billed,
+    /// The same for the first invocation after each cold start (calls a warm one does not make).
+    pub cold_billed: Billed,
     /// Bytes the function logged per warm invocation (what CloudWatch Logs would ingest).
     pub warm_log_bytes: f64,
     /// How long this point took to measure (preparing its state not included), in seconds.
@@ -254,8 +264,11 @@ pub struct Results {
 
 /// One `bench run`: when, what and how long.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Run {
     pub date: String,
+    /// The counts per case and point: parts of one report must share them.
+    pub counts: String,
     pub cases: Vec<String>,
     pub points: Vec<String>,
     pub seconds: f64,
@@ -267,7 +280,15 @@ pub struct Run {
 impl Results {
     /// `part`'s results added to these: a case measured again at a point replaces the earlier
     /// figures; the machine is the first part's, busy with what any part saw.
-    pub fn merge(&mut self, part: Results) {
+    pub fn merge(&mut self, part: Results) -> Result<(), String> {
+        let counts = |r: &Results| r.runs.first().map(|run| run.counts.clone());
+        if self.runs.is_empty() || counts(self) != counts(&part) {
+            return Err(format!(
+                "the results to add to were made {}; this part with {}: run the whole benchmark again",
+                counts(self).map_or_else(|| "by an older benchmark".to_owned(), |c| format!("with {c}")),
+                counts(&part).unwrap_or_default()
+            ));
+        }
         for f in part.functions {
             match self.functions.iter_mut().find(|g| g.name == f.name && g.limits == f.limits) {
                 Some(g) => *g = f,
@@ -292,6 +313,7 @@ impl Results {
             (case, f.limits.memory_mb.unwrap_or(0), f.limits.period_ms)
         };
         self.functions.sort_by_key(order);
+        Ok(())
     }
 
     /// The case `name` measured without a quota (as the earlier reports measured).
@@ -652,8 +674,10 @@ async fn run_case(
         let spec = session.harness.spec(case.binary)?;
         // Lambda runs init without the share (sources in the report): every other cold start's
         // init runs so, its quota set once it asks for the first event; the others' under it.
+        // The last start, whose process serves the warm invocations, runs init under the share
+        // (its breakdown and calls are the ones reported).
         let unthrottled = match sandbox {
-            Some(sandbox) if start % 2 == 1 => {
+            Some(sandbox) if (cold_starts - 1 - start) % 2 == 1 => {
                 sandbox.set_cpu(Limits::NO_QUOTA)?;
                 Some(sandbox)
             }
@@ -684,6 +708,7 @@ async fn run_case(
         result.first_invocation_ms.push(latency);
         let calls = log.drain();
         result.cold_calls.add(Counts::of(&calls), start == 0);
+        result.cold_billed.add(&calls);
         result.cold_sequence = sequence(&calls);
         process.idle().await?;
         if start + 1 < cold_starts {
@@ -722,6 +747,7 @@ async fn run_case(
         result.threads = procfs::threads(&pid).unwrap_or(0);
         process.stop().await;
     }
+    result.cold_billed = result.cold_billed.mean(cold_starts);
     if let Some(sandbox) = sandbox {
         result.peak_memory_kib = sandbox.peak_memory_kib();
         result.oom_kills = sandbox.oom_kills();
@@ -798,6 +824,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     let signing_algorithm = session.harness.template.parameter("SigningAlgorithm").unwrap_or_default().to_owned();
     let mut results = Results { signing_algorithm, ..Results::default() };
     results.runs.push(Run {
+        counts: options.counts(),
         cases: cases.iter().map(|c| c.label.to_owned()).collect(),
         points: options.points.iter().map(|p| p.label(DEFAULT_PERIOD_MS)).collect(),
         ..Run::default()
@@ -877,7 +904,8 @@ pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String])
     let mut session = Session::new(harness, launcher, local).await?;
     let mut done = Vec::new();
     // The mailer twice: a sign-up's mail, then a reset mail (which stores a token).
-    for case in &CASES {
+    // The floor is the benchmark's own binary, not a deployable function.
+    for case in CASES.iter().filter(|c| c.binary != FLOOR) {
         session.prepare(case, 1, 0).await?;
         session.stop_helpers().await;
         let spec = session.harness.spec(case.binary)?;

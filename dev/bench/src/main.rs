@@ -81,6 +81,10 @@ struct ReportArgs {
     /// Where the plots go (one SVG per case), linked from the report relative to it.
     #[arg(long, default_value = "docs/plots")]
     plots: PathBuf,
+    /// The template whose `MemorySize` defaults the report holds against the rule's sizes (as it
+    /// is now, not as it was when the results were taken).
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
 }
 
 #[derive(Args)]
@@ -153,7 +157,7 @@ fn run(options: &driver::Options, json: &Path, merge: bool) -> Result<(), String
                 results.signing_algorithm
             ));
         }
-        all.merge(results);
+        all.merge(results)?;
         results = all;
     }
     write(json, &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)?;
@@ -169,7 +173,13 @@ fn read_results(path: &Path) -> Result<driver::Results, String> {
 /// The report of the full run and the other algorithms' runs: the machine as the full run found
 /// it, with the load at the end of the last run and whatever was busy during any of them.
 fn report(args: &ReportArgs) -> Result<(), String> {
-    let results = read_results(&args.json)?;
+    let mut results = read_results(&args.json)?;
+    let template = localdev::Template::load(&args.template).map_err(|e| format!("{}: {e}", args.template.display()))?;
+    for f in &mut results.functions {
+        if let Ok(function) = template.function_for_binary(&f.binary) {
+            f.memory_mb = function.memory_mb;
+        }
+    }
     let others = args.algorithm_json.iter().map(|p| read_results(p)).collect::<Result<Vec<_>, _>>()?;
     let mut machine = results.machine.clone();
     for other in &others {

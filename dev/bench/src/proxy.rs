@@ -60,6 +60,7 @@ impl Units {
 }
 
 const READS: [&str; 5] = ["GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"];
+const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
 
 /// The units a DynamoDB call is billed, from its request and DynamoDB Local's answer.
 ///
@@ -84,8 +85,9 @@ fn units(operation: &str, request: &Value, status: http::StatusCode, response: &
         Some(units) => units,
         None if status.is_success() || READS.contains(&operation) => 0.0,
         // Only a failed condition is billed; throttling or a validation error is not.
-        None if String::from_utf8_lossy(response).contains("ConditionalCheckFailed")
-            || String::from_utf8_lossy(response).contains("TransactionCanceled") =>
+        None if ["ConditionalCheckFailed", "TransactionCanceled"]
+            .iter()
+            .any(|error| String::from_utf8_lossy(response).contains(error)) =>
         {
             floor
         }
@@ -256,7 +258,11 @@ async fn forward(
     let (mut parts, body) = request.into_parts();
     let mut body = body.collect().await?.to_bytes();
     let mut sent = Value::Null;
-    if service == Service::DynamoDb {
+    // Only the data-plane calls are billed in units. DynamoDB Local checks neither the request's
+    // signature nor its payload hash, so the body can change under it.
+    let priced =
+        service == Service::DynamoDb && (READS.contains(&operation.as_str()) || WRITES.contains(&operation.as_str()));
+    if priced {
         sent = serde_json::from_slice(&body)?;
         if let Some(fields) = sent.as_object_mut() {
             fields.entry("ReturnConsumedCapacity").or_insert_with(|| "TOTAL".into());
@@ -269,8 +275,7 @@ async fn forward(
     let response = client.request(Request::from_parts(parts, Full::new(body))).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
-    let units =
-        if service == Service::DynamoDb { units(&operation, &sent, parts.status, &body) } else { Units::default() };
+    let units = if priced { units(&operation, &sent, parts.status, &body) } else { Units::default() };
     log.push(Call { service, operation, arrived, answered: Instant::now(), units });
     Ok(Response::from_parts(parts, Full::new(body)))
 }
