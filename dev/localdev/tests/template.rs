@@ -97,7 +97,8 @@ fn overrides_apply_and_are_validated() {
 
 #[test]
 fn each_function_gets_the_template_variables_resolved_for_its_stack() {
-    let t = load("PasswordMinLength=20").unwrap();
+    // Each function's memory is a parameter of its own.
+    let t = load("PasswordMinLength=20 LoginMemorySize=1024 GetUserMemorySize=256").unwrap();
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-KeyRingSecret-AbCdEf";
     let jwks = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-JwksSecret-StUvWx";
     let throttle = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-ThrottleKeySecret-GhIjKl";
@@ -122,6 +123,7 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("PASSWORD_MIN_LENGTH", "20"),
         ("KEY_CACHE_TTL_SECONDS", "300"),
         ("CORS_ALLOWED_ORIGIN", "*"),
+        ("SSL_CERT_FILE", "/etc/pki/tls/certs/ca-bundle.crt"),
     ];
     let own: [(&str, &[(&str, &str)]); 4] = [
         ("RegisterFunction", &[("MAIL_KEY_SECRET_ID", mail), ("VERIFY_EMAIL_TTL_SECONDS", "86400")]),
@@ -145,7 +147,12 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         assert_eq!(env["AWS_ACCESS_KEY_ID"], format!("dev.{function}"));
         assert_eq!(env["AWS_LAMBDA_LOG_LEVEL"], "INFO");
         assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "JSON");
-        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
+        let memory = match function {
+            "LoginFunction" => "1024".to_owned(),
+            "GetUserFunction" => "256".to_owned(),
+            _ => t.function(function).unwrap().memory_mb.to_string(),
+        };
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], memory, "{function}");
         let group = &env["AWS_LAMBDA_LOG_GROUP_NAME"];
         assert!(group.starts_with("dev-") && group.ends_with("Logs"), "its own log group: {group}");
     }
