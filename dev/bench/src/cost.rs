@@ -184,14 +184,20 @@ pub fn choose(points: &[(&FunctionResult, Cost)]) -> Option<u64> {
     affordable.iter().filter(|(_, p95)| *p95 <= fastest * (1.0 + SPEED_SLACK)).map(|(mb, _)| *mb).min()
 }
 
+/// The repository's `docs/prices.yaml`, for the tests of every module that prices.
+#[cfg(test)]
+pub fn repository_prices() -> Prices {
+    Prices::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml"))
+        .expect("docs/prices.yaml parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sandbox::Limits;
 
     fn prices() -> Prices {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
-        Prices::load(&path).expect("docs/prices.yaml parses")
+        repository_prices()
     }
 
     fn point(mb: u64, warm_ms: f64) -> FunctionResult {

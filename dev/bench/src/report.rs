@@ -1493,12 +1493,7 @@ mod tests {
     use super::*;
 
     fn no_lambda_terms() -> LambdaTerms<'static> {
-        let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
-        LambdaTerms {
-            prices: crate::cost::Prices::load(&prices).expect("docs/prices.yaml"),
-            curves: Vec::new(),
-            plots_dir: "plots".into(),
-        }
+        LambdaTerms { prices: crate::cost::repository_prices(), curves: Vec::new(), plots_dir: "plots".into() }
     }
 
     #[test]

@@ -542,8 +542,7 @@ mod tests {
 
     #[test]
     fn given_a_run_when_drawing_curves_then_each_case_has_its_lambda_sizes_and_a_choice() {
-        let prices = Prices::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml"))
-            .expect("prices");
+        let prices = cost::repository_prices();
         // GIVEN a CPU-bound case at two sizes and without a quota, and the mailer's two cases
         let results = Results {
             functions: vec![
