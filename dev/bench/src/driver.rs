@@ -215,6 +215,11 @@ pub struct FunctionResult {
     /// runs init; `init_ms` holds those under it.
     pub init_unthrottled_ms: Vec<f64>,
     pub init_unthrottled_in_calls_ms: Vec<f64>,
+    /// CPU time each init spent (all threads, to the microsecond), under the share and
+    /// unthrottled: what init costs without the waits for the CPU and for AWS, which the wall
+    /// times above include.
+    pub init_cpu_ms: Vec<f64>,
+    pub init_unthrottled_cpu_ms: Vec<f64>,
     pub init_breakdown: InitBreakdown,
     pub first_invocation_ms: Vec<f64>,
     pub warm_ms: Vec<f64>,
@@ -496,10 +501,14 @@ impl Process {
             .stderr(err)
             .kill_on_drop(true);
         let attach = sandbox.map(|sandbox| sandbox.confine(&mut command)).transpose()?;
-        let spawned = Instant::now();
         let child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", launcher.runner.first().map_or(binary.as_path(), Path::new).display()))?;
+        // Init starts here: `spawn` returns once the child has exec'd. Lambda's init duration
+        // leaves out the sandbox's creation, and joining the cgroups here waits for an RCU grace
+        // period (5 to 20 ms on this machine, once a join is more than ~0.1 s after the last),
+        // which timed from before the fork made even the floor's init several times longer.
+        let spawned = Instant::now();
         drop(attach);
         let pid = child.id().ok_or("the function exited at once")?.to_string();
         Ok(Self { api, child, pid, spawned })
@@ -685,6 +694,8 @@ async fn run_case(
         };
         let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file, sandbox).await?;
         let polled = process.idle().await?;
+        let init_cpu = procfs::exec_runtime_ms(&process.pid)
+            .ok_or("cannot read the function's /proc/<pid>/task/<tid>/sched (CONFIG_SCHED_DEBUG)")?;
         let init_calls = log.drain();
         let (init, in_calls) =
             (ms(polled.duration_since(process.spawned)), breakdown(process.spawned, polled, &init_calls).in_calls_ms);
@@ -692,9 +703,11 @@ async fn run_case(
             sandbox.set_cpu(limits)?;
             result.init_unthrottled_ms.push(init);
             result.init_unthrottled_in_calls_ms.push(in_calls);
+            result.init_unthrottled_cpu_ms.push(init_cpu);
         } else {
             result.init_ms.push(init);
             result.init_in_calls_ms.push(in_calls);
+            result.init_cpu_ms.push(init_cpu);
         }
         if start + 1 == cold_starts {
             result.init_breakdown = breakdown(process.spawned, polled, &init_calls);

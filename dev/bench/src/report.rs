@@ -884,23 +884,27 @@ fn render_shares(w: &mut String, results: &Results) {
     );
     let _ = writeln!(
         w,
-        "| function | point | CPUs | init, median: under the share / unthrottled | first invocation, median | warm n | warm p50 / p95 / p99 | reference, wall | peak RSS / charged to the group | throttled | OOM kills | took |"
+        "| function | point | CPUs | init, median: under the share / unthrottled | init's CPU time, median: under the share / unthrottled | first invocation, median | warm n | warm p50 / p95 / p99 | reference, wall | peak RSS / charged to the group | throttled | OOM kills | took |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in results.functions.iter() {
         let p99 = if f.warm_ms.len() >= 1_000 { format!("{:.2}", percentile(&f.warm_ms, 99.0)) } else { "–".into() };
         let reference = f.reference.as_ref().map_or("–".to_owned(), |r| format!("{:.2} ms", r.wall_ms));
         let rss = rss_mib(f);
         let charged = f.peak_memory_kib.map_or("–".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
         let cpus = f.limits.cpus().map_or("2 (no quota)".to_owned(), |cpus| format!("{cpus:.3}"));
-        let unthrottled = if f.init_unthrottled_ms.is_empty() {
-            "–".to_owned()
-        } else {
-            format!("{:.1}", percentile(&f.init_unthrottled_ms, 50.0))
+        let median = |values: &[f64]| {
+            if values.is_empty() {
+                "–".to_owned()
+            } else {
+                format!("{:.1}", percentile(values, 50.0))
+            }
         };
+        let unthrottled = median(&f.init_unthrottled_ms);
+        let cpu = format!("{} / {}", median(&f.init_cpu_ms), median(&f.init_unthrottled_cpu_ms));
         let _ = writeln!(
             w,
-            "| {} | {} | {cpus} | {:.1} / {unthrottled} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
+            "| {} | {} | {cpus} | {:.1} / {unthrottled} ms | {cpu} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
             f.name,
             f.limits.label(crate::driver::DEFAULT_PERIOD_MS),
             init_median(f),
