@@ -191,6 +191,23 @@ pub fn repository_prices() -> Prices {
         .expect("docs/prices.yaml parses")
 }
 
+/// A measured point for the tests: `name` at `mb` (`None`: no quota), every warm invocation and
+/// the first one `warm_ms`, one init of `init_ms`.
+#[cfg(test)]
+pub fn point(name: &str, mb: Option<u64>, warm_ms: f64, init_ms: f64) -> FunctionResult {
+    use crate::sandbox::Limits;
+    FunctionResult {
+        name: name.to_owned(),
+        binary: name.split(' ').next().unwrap_or(name).to_owned(),
+        memory_mb: 128,
+        limits: mb.map_or(Limits::NO_QUOTA, |mb| Limits::lambda(mb, crate::driver::DEFAULT_PERIOD_MS)),
+        warm_ms: vec![warm_ms; 20],
+        init_ms: vec![init_ms],
+        first_invocation_ms: vec![warm_ms],
+        ..FunctionResult::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,21 +217,37 @@ mod tests {
         repository_prices()
     }
 
-    fn point(mb: u64, warm_ms: f64) -> FunctionResult {
-        FunctionResult {
-            limits: Limits::lambda(mb, 20),
-            warm_ms: vec![warm_ms; 100],
-            init_ms: vec![100.0],
-            first_invocation_ms: vec![warm_ms],
-            ..FunctionResult::default()
-        }
+    fn at(mb: u64, warm_ms: f64) -> FunctionResult {
+        point("login", Some(mb), warm_ms, 100.0)
+    }
+
+    #[test]
+    fn given_the_prices_file_then_the_report_lists_each_of_its_prices_once() {
+        // GIVEN docs/prices.yaml read as a plain mapping: every entry with a `usd` is a price
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
+        let file: serde_norway::Mapping =
+            serde_norway::from_str(&std::fs::read_to_string(path).expect("docs/prices.yaml")).expect("a mapping");
+        let in_file = file.values().filter(|v| v.get("usd").is_some()).count();
+        // WHEN the report lists them
+        let prices = prices();
+        let listed = prices.listed();
+        // THEN none is left out and none listed twice (`listed` names the fields by hand)
+        assert_eq!(listed.len(), in_file);
+        let mut names: Vec<&str> = listed.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), in_file);
+        let mut sources: Vec<*const Price> = listed.iter().map(|(_, price)| *price as *const Price).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        assert_eq!(sources.len(), in_file, "a price listed under two names");
     }
 
     #[test]
     fn given_a_point_when_pricing_then_duration_is_rounded_up_and_init_billed_at_the_cold_rate() {
         // GIVEN 128 MB, every warm invocation 9.2 ms (billed 10), a 100 ms init
         let prices = prices();
-        let f = point(128, 9.2);
+        let f = at(128, 9.2);
         // WHEN no invocation is cold, THEN a million cost 10,000 s × 0.125 GB of duration
         let warm = per_million(&f, &prices, 0.0).expect("a Lambda size");
         let gb_second = prices.lambda_arm64_gb_second.usd;
@@ -224,7 +257,7 @@ mod tests {
         let cold = per_million(&f, &prices, 0.01).expect("a Lambda size");
         assert!((cold.lambda_duration - 1e6 * 0.125 * (0.010 + 0.01 * 0.100) * gb_second).abs() < 1e-9);
         // WHEN the point had no quota, THEN it has no price
-        let unlimited = FunctionResult { limits: Limits::NO_QUOTA, ..point(128, 9.2) };
+        let unlimited = FunctionResult { limits: Limits::NO_QUOTA, ..at(128, 9.2) };
         assert!(per_million(&unlimited, &prices, 0.01).is_none());
     }
 
@@ -237,10 +270,10 @@ mod tests {
             choose(&costs)
         };
         // GIVEN CPU-bound work whose time halves as memory doubles (cost flat), THEN the largest
-        let cpu_bound = [point(128, 400.0), point(256, 200.0), point(512, 100.0)];
+        let cpu_bound = [at(128, 400.0), at(256, 200.0), at(512, 100.0)];
         assert_eq!(priced(&cpu_bound), Some(512));
         // GIVEN a wait that memory does not shorten, THEN the smallest (the others cost more)
-        let waiting = [point(128, 20.0), point(256, 19.9), point(512, 19.8)];
+        let waiting = [at(128, 20.0), at(256, 19.9), at(512, 19.8)];
         assert_eq!(priced(&waiting), Some(128));
         // GIVEN nothing, THEN no choice
         assert_eq!(priced(&[]), None);

@@ -8,8 +8,8 @@ pub struct CurvePoint {
     pub p50_ms: f64,
     pub p95_ms: f64,
     /// arm64 estimate band for p95: (low, high), from a speed-ratio uncertainty
-    pub p95_arm64_ms: Option<(f64, f64)>,
-    pub cost_per_million_usd: Option<f64>,
+    pub p95_arm64_ms: (f64, f64),
+    pub cost_per_million_usd: f64,
 }
 
 pub struct Curve {
@@ -38,10 +38,9 @@ pub fn svg(curve: &Curve) -> Result<String, String> {
     let x_lo = MIN_MB.min(mb(points[0]));
     let x_hi = MAX_MB.max(mb(points[points.len() - 1]));
     let x_axis = || (x_lo..x_hi).log_scale().with_key_points(points.iter().map(|p| mb(p)).collect());
-    let band_hi = |p: &CurvePoint| p.p95_arm64_ms.map_or(0.0, |b| b.1);
-    let y_max = points.iter().map(|p| p.p50_ms.max(p.p95_ms).max(band_hi(p))).fold(0.0, f64::max);
+    let y_max = points.iter().map(|p| p.p50_ms.max(p.p95_ms).max(p.p95_arm64_ms.1)).fold(0.0, f64::max);
     let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
-    let costs: Vec<(f64, f64)> = points.iter().filter_map(|p| p.cost_per_million_usd.map(|c| (mb(p), c))).collect();
+    let costs: Vec<(f64, f64)> = points.iter().map(|p| (mb(p), p.cost_per_million_usd)).collect();
     let c_max = costs.iter().map(|c| c.1).fold(0.0, f64::max);
     let c_max = if c_max > 0.0 { c_max * 1.15 } else { 1.0 };
 
@@ -54,7 +53,7 @@ pub fn svg(curve: &Curve) -> Result<String, String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .right_y_label_area_size(if costs.is_empty() { 0 } else { 64 })
+            .right_y_label_area_size(64)
             .build_cartesian_2d(x_axis(), 0.0..y_max)
             .map_err(err)?
             .set_secondary_coord(x_axis(), 0.0..c_max);
@@ -68,16 +67,16 @@ pub fn svg(curve: &Curve) -> Result<String, String> {
             .draw()
             .map_err(err)?;
 
-        let band: Vec<(f64, (f64, f64))> = points.iter().filter_map(|p| p.p95_arm64_ms.map(|b| (mb(p), b))).collect();
-        if !band.is_empty() {
-            // Upper edge left to right, lower edge back, so the polygon encloses the band.
-            let outline = band.iter().map(|&(x, b)| (x, b.1)).chain(band.iter().rev().map(|&(x, b)| (x, b.0)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(outline.collect::<Vec<_>>(), ARM64.mix(0.2).filled())))
-                .map_err(err)?
-                .label("p95 arm64 estimate")
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], ARM64.mix(0.3).filled()));
-        }
+        // Upper edge left to right, lower edge back, so the polygon encloses the band.
+        let outline = points
+            .iter()
+            .map(|p| (mb(p), p.p95_arm64_ms.1))
+            .chain(points.iter().rev().map(|p| (mb(p), p.p95_arm64_ms.0)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(outline.collect::<Vec<_>>(), ARM64.mix(0.2).filled())))
+            .map_err(err)?
+            .label("p95 arm64 estimate")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], ARM64.mix(0.3).filled()));
         for (name, colour, value) in
             [("p50", P50, (|p| p.p50_ms) as fn(&CurvePoint) -> f64), ("p95", P95, |p| p.p95_ms)]
         {
@@ -89,20 +88,18 @@ pub fn svg(curve: &Curve) -> Result<String, String> {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
         }
-        if !costs.is_empty() {
-            chart
-                .configure_secondary_axes()
-                .y_desc("USD per 1M invocations")
-                .label_style(("sans-serif", 12))
-                .y_label_formatter(&|c| format!("{c:.2}"))
-                .draw()
-                .map_err(err)?;
-            chart
-                .draw_secondary_series(LineSeries::new(costs, COST.stroke_width(2)).point_size(3))
-                .map_err(err)?
-                .label("cost")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], COST.stroke_width(2)));
-        }
+        chart
+            .configure_secondary_axes()
+            .y_desc("USD per 1M invocations")
+            .label_style(("sans-serif", 12))
+            .y_label_formatter(&|c| format!("{c:.2}"))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_secondary_series(LineSeries::new(costs, COST.stroke_width(2)).point_size(3))
+            .map_err(err)?
+            .label("cost")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], COST.stroke_width(2)));
         if let Some(chosen) = curve.chosen_mb {
             let x = chosen as f64;
             let dash = DashedLineSeries::new([(x, 0.0), (x, y_max)], 5, 4, CHOSEN.stroke_width(1));
@@ -141,8 +138,8 @@ fn validate(curve: &Curve) -> Result<(), String> {
         if at == 0 {
             return Err(format!("{name}: memory size 0 MB"));
         }
-        let (lo, hi) = p.p95_arm64_ms.unwrap_or((0.0, 0.0));
-        let values = [p.p50_ms, p.p95_ms, lo, hi, p.cost_per_million_usd.unwrap_or(0.0)];
+        let (lo, hi) = p.p95_arm64_ms;
+        let values = [p.p50_ms, p.p95_ms, lo, hi, p.cost_per_million_usd];
         if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(format!("{name} at {at} MB: a value is negative, NaN or infinite"));
         }
@@ -167,8 +164,8 @@ mod tests {
             memory_mb,
             p50_ms,
             p95_ms,
-            p95_arm64_ms: Some((p95_ms * 0.8, p95_ms * 1.1)),
-            cost_per_million_usd: Some(0.2 + memory_mb as f64 * p50_ms * 1e-6),
+            p95_arm64_ms: (p95_ms * 0.8, p95_ms * 1.1),
+            cost_per_million_usd: 0.2 + memory_mb as f64 * p50_ms * 1e-6,
         }
     }
 
@@ -209,9 +206,9 @@ mod tests {
         let mut duration = point(256, 10.0);
         duration.p95_ms = f64::NAN;
         let mut band = point(256, 10.0);
-        band.p95_arm64_ms = Some((f64::NAN, 12.0));
+        band.p95_arm64_ms = (f64::NAN, 12.0);
         let mut cost = point(256, 10.0);
-        cost.cost_per_million_usd = Some(f64::NAN);
+        cost.cost_per_million_usd = f64::NAN;
         // WHEN they are plotted
         // THEN each is an Err
         for p in [duration, band, cost] {

@@ -90,8 +90,8 @@ pub fn plots(curves: &[CaseCurve]) -> Result<Vec<(String, String)>, String> {
                     memory_mb: f.limits.memory_mb?,
                     p50_ms: percentile(&f.warm_ms, 50.0),
                     p95_ms: p95,
-                    p95_arm64_ms: Some((p95 * ARM64_BAND.0, p95 * ARM64_BAND.1)),
-                    cost_per_million_usd: Some(cost.total()),
+                    p95_arm64_ms: (p95 * ARM64_BAND.0, p95 * ARM64_BAND.1),
+                    cost_per_million_usd: cost.total(),
                 })
             })
             .collect();
@@ -531,19 +531,9 @@ pub fn render_prices(w: &mut String, prices: &Prices) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::Limits;
 
     fn point(name: &str, mb: Option<u64>, warm_ms: f64) -> FunctionResult {
-        FunctionResult {
-            name: name.to_owned(),
-            binary: name.split(' ').next().unwrap_or(name).to_owned(),
-            memory_mb: 128,
-            limits: mb.map_or(Limits::NO_QUOTA, |mb| Limits::lambda(mb, DEFAULT_PERIOD_MS)),
-            warm_ms: vec![warm_ms; 20],
-            init_ms: vec![10.0],
-            first_invocation_ms: vec![warm_ms],
-            ..FunctionResult::default()
-        }
+        cost::point(name, mb, warm_ms, 10.0)
     }
 
     #[test]
