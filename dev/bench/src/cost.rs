@@ -166,12 +166,17 @@ pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Optio
 
 /// A size within this fraction of the cheapest size's cost per million is affordable.
 pub const COST_SLACK: f64 = 0.05;
-/// Warm p95s within this fraction of each other are as fast: then the smaller size wins.
+/// Warm p95s within this fraction, or within [`SPEED_SLACK_MS`], of each other are as fast: then
+/// the smaller size wins.
 pub const SPEED_SLACK: f64 = 0.05;
+/// No user tells a millisecond apart, and below a few milliseconds this machine's p95 moves by
+/// more than 5 % from run to run (health: 0.1 to 0.4 ms across sizes that cannot differ): without
+/// it, noise picked 3,008 MB for a mailer whose cost is mostly SES's.
+pub const SPEED_SLACK_MS: f64 = 1.0;
 
 /// The memory size the rule picks from `points` (one case's results at the Lambda sizes of the
 /// default period): of the sizes costing at most 105 % of the cheapest, the one with the
-/// lowest warm p95, the smallest of those within 5 % of it. So a user gets the speed money
+/// lowest warm p95, the smallest of those within 5 % or 1 ms of it. So a user gets the speed money
 /// cannot buy more cheaply, and a million invocations cost at most 5 % more than they could.
 pub fn choose(points: &[(&FunctionResult, Cost)]) -> Option<u64> {
     let cheapest = points.iter().map(|(_, c)| c.total()).fold(f64::INFINITY, f64::min);
@@ -181,7 +186,8 @@ pub fn choose(points: &[(&FunctionResult, Cost)]) -> Option<u64> {
         .filter_map(|(f, _)| Some((f.limits.memory_mb?, percentile(&f.warm_ms, 95.0))))
         .collect();
     let fastest = affordable.iter().map(|(_, p95)| *p95).fold(f64::INFINITY, f64::min);
-    affordable.iter().filter(|(_, p95)| *p95 <= fastest * (1.0 + SPEED_SLACK)).map(|(mb, _)| *mb).min()
+    let as_fast = (fastest * (1.0 + SPEED_SLACK)).max(fastest + SPEED_SLACK_MS);
+    affordable.iter().filter(|(_, p95)| *p95 <= as_fast).map(|(mb, _)| *mb).min()
 }
 
 /// The repository's `docs/prices.yaml`, for the tests of every module that prices.
@@ -275,6 +281,9 @@ mod tests {
         // GIVEN a wait that memory does not shorten, THEN the smallest (the others cost more)
         let waiting = [at(128, 20.0), at(256, 19.9), at(512, 19.8)];
         assert_eq!(priced(&waiting), Some(128));
+        // GIVEN p95s apart by more than 5 % but less than a millisecond, THEN the smaller size
+        let sub_millisecond = [at(128, 1.9), at(256, 1.2)];
+        assert_eq!(priced(&sub_millisecond), Some(128));
         // GIVEN nothing, THEN no choice
         assert_eq!(priced(&[]), None);
     }

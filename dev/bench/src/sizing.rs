@@ -164,8 +164,9 @@ pub fn render(w: &mut String, results: &Results, curves: &[CaseCurve], prices: &
         w,
         "The rule: of the sizes whose cost per million invocations ({:.0} % of them cold starts, init billed, \
          request charge, DynamoDB units, Secrets Manager calls, mail and log ingestion included) is at most {:.0} % \
-         above the cheapest size's, the one with the lowest warm p95; where several are within {:.0} % of that p95, \
-         the smallest. A user gets the speed that money cannot buy more cheaply. The slack applies to the whole \
+         above the cheapest size's, the one with the lowest warm p95; where several are within {:.0} % or {:.0} ms of \
+         that p95, the smallest (no user tells a millisecond apart, and sub-millisecond p95s move by more than 5 % \
+         from run to run). A user gets the speed that money cannot buy more cheaply. The slack applies to the whole \
          cost, most of which (requests, DynamoDB, logs) does not change with memory: for a function that mostly \
          waits, 5 % of the total is several times its duration charge. The durations are this machine's x86_64 \
          build's, priced at arm64's rate. Each function's `MemorySize` is a template parameter \
@@ -175,6 +176,7 @@ pub fn render(w: &mut String, results: &Results, curves: &[CaseCurve], prices: &
         COLD_RATE * 100.0,
         cost::COST_SLACK * 100.0,
         cost::SPEED_SLACK * 100.0,
+        cost::SPEED_SLACK_MS,
         ARM64_BAND.0,
         ARM64_BAND.1,
     );
