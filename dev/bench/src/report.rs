@@ -506,11 +506,11 @@ fn misses(results: &Results) -> Vec<Miss> {
             misses.push(Miss {
                 what: format!("{}: init {init:.1} ms (target ≤ {INIT_TARGET_MS} ms)", f.name),
                 reason,
-                next: "rerun on an idle machine; if it still misses, point `SSL_CERT_FILE` at the image's CA \
-                       bundle so that the SDK's TLS set-up reads one file instead of the whole certificate \
-                       directory (see below; check the path on `provided.al2023` first), and if the secret fetch \
-                       dominates, measure it against real Secrets Manager before changing the design (moto is a \
-                       Python server)"
+                next: "where the AWS calls dominate, measure them against the real services before changing \
+                       the design (DynamoDB Local's DescribeTable counts the table's items, which grow through a \
+                       run; moto is a Python server); otherwise profile init with symbols (a release build with \
+                       `strip = \"none\"`, `RUNNER=\"perf record -g\"`) and compare its CPU time with the floor's \
+                       (\"Targets at the chosen sizes\")"
                     .to_owned(),
             });
         }
