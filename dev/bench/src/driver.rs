@@ -504,10 +504,10 @@ impl Process {
         let child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", launcher.runner.first().map_or(binary.as_path(), Path::new).display()))?;
-        // Init starts here: `spawn` returns once the child has exec'd. Lambda's init duration
-        // leaves out the sandbox's creation, and joining the cgroups here waits for an RCU grace
-        // period (5 to 20 ms on this machine, once a join is more than ~0.1 s after the last),
-        // which timed from before the fork made even the floor's init several times longer.
+        // Init starts here: `spawn` returns once the child has exec'd, where Lambda's Init phase
+        // starts bootstrapping the runtime. Joining the cgroups before it waits for an RCU grace
+        // period (5 to 20 ms on this machine, once a join is more than ~0.1 s after the last): an
+        // artefact of this harness, which timed from the fork made even the floor look slow.
         let spawned = Instant::now();
         drop(attach);
         let pid = child.id().ok_or("the function exited at once")?.to_string();
