@@ -1420,7 +1420,7 @@ each warm invocation. Calls in flight together take one round trip: sorted by ar
 proxy before the latest answer of the current group joins it, else it starts the next sequential round trip. \
 Cold counts are min–max over the cold starts, warm counts over the warm invocations. A call the IAM check \
 denies fails the run.
-- Init time is process spawn → first `GET /next`, over several cold starts (a new process each). Invocation \
+- Init time is the binary's exec → first `GET /next` (see \"When init starts\"), over several cold starts (a new process each). Invocation \
 latency is event handed out by `GET /next` → `POST .../response` received, as Lambda's `Duration`; it includes \
 one extra local hop per AWS call (the proxy) and the emulators' own time.
 - Events are the fixtures in `events/`, with real values. Run order: register (a fresh email per invocation), \
