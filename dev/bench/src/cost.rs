@@ -190,11 +190,16 @@ pub fn choose(points: &[(&FunctionResult, Cost)]) -> Option<u64> {
     affordable.iter().filter(|(_, p95)| *p95 <= as_fast).map(|(mb, _)| *mb).min()
 }
 
+/// Where the repository's `docs/prices.yaml` is, for the tests.
+#[cfg(test)]
+fn repository_prices_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml")
+}
+
 /// The repository's `docs/prices.yaml`, for the tests of every module that prices.
 #[cfg(test)]
 pub fn repository_prices() -> Prices {
-    Prices::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml"))
-        .expect("docs/prices.yaml parses")
+    Prices::load(&repository_prices_path()).expect("docs/prices.yaml parses")
 }
 
 /// A measured point for the tests: `name` at `mb` (`None`: no quota), every warm invocation and
@@ -230,9 +235,8 @@ mod tests {
     #[test]
     fn given_the_prices_file_then_the_report_lists_each_of_its_prices_once() {
         // GIVEN docs/prices.yaml read as a plain mapping: every entry with a `usd` is a price
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prices.yaml");
-        let file: serde_norway::Mapping =
-            serde_norway::from_str(&std::fs::read_to_string(path).expect("docs/prices.yaml")).expect("a mapping");
+        let text = std::fs::read_to_string(repository_prices_path()).expect("docs/prices.yaml");
+        let file: serde_norway::Mapping = serde_norway::from_str(&text).expect("a mapping");
         let in_file = file.values().filter(|v| v.get("usd").is_some()).count();
         // WHEN the report lists them
         let prices = prices();
