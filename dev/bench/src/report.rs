@@ -884,9 +884,9 @@ fn render_shares(w: &mut String, results: &Results) {
     );
     let _ = writeln!(
         w,
-        "| function | point | CPUs | init, median: under the share / unthrottled | init's CPU time, median: under the share / unthrottled | first invocation, median | warm n | warm p50 / p95 / p99 | reference, wall | peak RSS / charged to the group | throttled | OOM kills | took |"
+        "| function | point | CPUs | init, median: under the share / unthrottled | init's CPU time, median: under the share / unthrottled | init under the share, throttled, median | first invocation, median | warm n | warm p50 / p95 / p99 | reference, wall | peak RSS / charged to the group | throttled | OOM kills | took |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in results.functions.iter() {
         let p99 = if f.warm_ms.len() >= 1_000 { format!("{:.2}", percentile(&f.warm_ms, 99.0)) } else { "–".into() };
         let reference = f.reference.as_ref().map_or("–".to_owned(), |r| format!("{:.2} ms", r.wall_ms));
@@ -902,9 +902,10 @@ fn render_shares(w: &mut String, results: &Results) {
         };
         let unthrottled = median(&f.init_unthrottled_ms);
         let cpu = format!("{} / {}", median(&f.init_cpu_ms), median(&f.init_unthrottled_cpu_ms));
+        let init_throttled = median(&f.init_throttled_ms);
         let _ = writeln!(
             w,
-            "| {} | {} | {cpus} | {:.1} / {unthrottled} ms | {cpu} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
+            "| {} | {} | {cpus} | {:.1} / {unthrottled} ms | {cpu} ms | {init_throttled} ms | {:.2} ms | {} | {:.2} / {:.2} / {p99} ms | {reference} | {rss:.1} MiB / {charged} | {:.0} ms | {} | {:.0} s |",
             f.name,
             f.limits.label(crate::driver::DEFAULT_PERIOD_MS),
             init_median(f),
