@@ -10,6 +10,10 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::ConnectorBuilder;
 
 /// Retries and timeouts sized to fit well inside the functions' 10 s timeout: three attempts
 /// with exponential backoff from 50 ms, 2 s per attempt, 6 s per operation. When they are
@@ -18,20 +22,47 @@ use aws_config::{BehaviorVersion, SdkConfig};
 /// Credentials and region come from the environment, where Lambda puts the role's credentials and
 /// the function's region: the default chains would also set up the profile files, SSO, web
 /// identity, container and instance-metadata sources at every cold start, which Lambda never uses.
+///
+/// TLS trusts the roots AWS endpoints chain to ([`amazon_roots_client`]) unless `SSL_CERT_FILE`
+/// names a bundle (the template's `CaBundlePath`), which the SDK's default client then reads.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    sdk_config_with(std::env::var_os("SSL_CERT_FILE").is_some()).await
+}
+
+async fn sdk_config_with(ca_bundle_set: bool) -> SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
         .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+        .timeout_config(timeout_config());
+    let loader = if ca_bundle_set { loader } else { loader.http_client(amazon_roots_client()) };
+    loader.load().await
 }
 
-/// Checks `SSL_CERT_FILE`, the one CA bundle the TLS client reads when it is set (the template
-/// sets it to the runtime image's bundle, so init reads one file instead of probing for bundles
-/// and reading every file of the certificate directories). A path that is not a PEM file would
-/// leave the client trusting no certificate and every AWS call failing: init fails instead.
+/// The five roots Amazon Trust Services publishes for custom trust stores (Amazon Root CA 1 to 4,
+/// Starfield Services Root Certificate Authority - G2; provenance in `shared/data/README.md`).
+const AMAZON_ROOTS: &[u8] = include_bytes!("../data/amazon-trust-services.pem");
+
+/// The SDK's default HTTPS client (rustls on aws-lc-rs, proxy settings from the environment, the
+/// SDK's timeouts and sleep), trusting [`AMAZON_ROOTS`] alone. The runtime image's bundle holds
+/// 144 certificates; parsing them when the first connection is made was the largest single item
+/// of init's CPU (1.2 ms of get-user's 3.8 ms, docs/performance.md, "Init's CPU"); five roots
+/// take microseconds.
+pub fn amazon_roots_client() -> SharedHttpClient {
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOTS);
+    let tls = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context only holds its parts");
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        builder.set_connector_settings(settings.cloned());
+        builder.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        builder.tls_context(tls.clone()).build()
+    })
+}
+
+/// Checks `SSL_CERT_FILE`, the one CA bundle the TLS client trusts when it is set (the template's
+/// `CaBundlePath`; unset, the bundled Amazon roots are trusted). A path that is not a PEM file
+/// would leave the client trusting no certificate and every AWS call failing: init fails instead.
 pub fn check_ca_bundle(lookup: impl Fn(&str) -> Option<String>) -> Result<(), crate::config::ConfigError> {
     let Some(path) = lookup("SSL_CERT_FILE") else { return Ok(()) };
     let invalid = |reason: &str| crate::config::ConfigError::Invalid {
@@ -107,7 +138,7 @@ mod tests {
             .expect("bundle");
         let text = dir.join("notes.txt");
         std::fs::write(&text, "no certificate here\n").expect("text");
-        // GIVEN no SSL_CERT_FILE, THEN the platform's probe is left to find the bundle
+        // GIVEN no SSL_CERT_FILE, THEN there is nothing to check (the bundled roots are trusted)
         assert!(check_ca_bundle(|_| None).is_ok());
         // GIVEN a PEM bundle, THEN it is accepted
         assert!(check_ca_bundle(with(bundle.display().to_string())).is_ok());
@@ -118,5 +149,44 @@ mod tests {
             assert!(error.contains("SSL_CERT_FILE") && error.contains(&path), "{error}");
         }
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// SHA-256 of each certificate's DER, as `shared/data/README.md` lists them (and
+    /// amazontrust.com publishes them).
+    const AMAZON_ROOT_FINGERPRINTS: [&str; 5] = [
+        "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+        "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+        "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+        "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+        "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+    ];
+
+    #[test]
+    fn given_the_bundled_roots_then_they_are_the_five_amazon_trust_services_roots() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        // GIVEN the PEM file built into the functions
+        let text = std::str::from_utf8(AMAZON_ROOTS).expect("PEM is ASCII");
+        // WHEN each certificate is decoded
+        let fingerprints: Vec<String> = text
+            .split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body = block.split("-----END CERTIFICATE-----").next().expect("an end marker");
+                let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("valid base64");
+                sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .collect();
+        // THEN they are the five roots, in order, and nothing else
+        assert_eq!(fingerprints, AMAZON_ROOT_FINGERPRINTS);
+    }
+
+    #[tokio::test]
+    async fn given_no_ca_bundle_when_loading_then_the_sdk_uses_the_amazon_roots_client() {
+        // GIVEN no SSL_CERT_FILE, WHEN the configuration loads, THEN it carries a client of ours
+        assert!(sdk_config_with(false).await.http_client().is_some());
+        // GIVEN one, THEN the SDK's default client, which reads that file, is left in place
+        assert!(sdk_config_with(true).await.http_client().is_none());
     }
 }

@@ -1481,10 +1481,11 @@ first request on Lambda but add a request to every cold start, so it is not chea
 
 ### What this machine cannot show
 
-- The SDK's TLS set-up loads the trust store during init. Without `SSL_CERT_FILE` it reads the bundle the \
-probe finds and every file of the certificate directories (here `/etc/ssl/certs`: about 290 files; health's init \
-took 5.4 ms that way, 3.3 ms with the bundle alone). The template sets `SSL_CERT_FILE` to provided.al2023's \
-bundle (`CaBundlePath`); the local stack gives this host's.
+- The SDK's TLS set-up builds its trust store when it makes the first connection (during init for every \
+function that reads a key or checks health then). The functions trust the five Amazon Trust Services roots built \
+into them; with `CaBundlePath` set, they read that bundle instead (`SSL_CERT_FILE`; the local stack gives this \
+host's bundle where the path does not exist here). Parsing this host's 144-certificate bundle cost get-user 1.2 ms \
+of init's CPU (see \"Init's CPU\").
 - The emulators speak plain HTTP on the loopback interface: there is no TLS handshake, no network latency and no \
 IAM credential lookup. On Lambda the first DynamoDB call of a cold process also pays a TLS handshake (tens of \
 milliseconds at 128 MB); the key fetches during init already pay it for Secrets Manager (health's checks in \
