@@ -48,7 +48,7 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("../data/amazon-trust-services.pem");
 /// 144 certificates; parsing them when the first connection is made was the largest single item
 /// of init's CPU (1.2 ms of get-user's 3.8 ms, docs/performance.md, "Init's CPU"); five roots
 /// take microseconds.
-pub fn amazon_roots_client() -> SharedHttpClient {
+fn amazon_roots_client() -> SharedHttpClient {
     let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOTS);
     let tls = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context only holds its parts");
     aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {

@@ -691,8 +691,8 @@ async fn run_case(
         let unthrottled = sandbox.filter(|_| (cold_starts - 1 - start) % 2 == 1);
         // Each cold start gets the group's CFS bandwidth state new, as a new execution
         // environment does: writing the quota refills it and unthrottles every CPU's queue.
-        // Left as the last process had left it, every other start under the share waited 60 to
-        // 85 ms for the CPU (throttled) for 4 to 6 ms of CPU time (Linux 6.18, 512 MB).
+        // Left as the last process had left it, most starts under the share waited 40 to 85 ms
+        // for the CPU (throttled) for 4 to 7 ms of CPU time (Linux 6.18, 512 MB).
         if let Some(sandbox) = sandbox {
             sandbox.set_cpu(if unthrottled.is_some() { Limits::NO_QUOTA } else { limits })?;
         }

@@ -123,7 +123,6 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         ("PASSWORD_MIN_LENGTH", "20"),
         ("KEY_CACHE_TTL_SECONDS", "300"),
         ("CORS_ALLOWED_ORIGIN", "*"),
-        ("SSL_CERT_FILE", "/etc/pki/tls/certs/ca-bundle.crt"),
     ];
     let own: [(&str, &[(&str, &str)]); 4] = [
         ("RegisterFunction", &[("MAIL_KEY_SECRET_ID", mail), ("VERIFY_EMAIL_TTL_SECONDS", "86400")]),
@@ -155,7 +154,13 @@ fn each_function_gets_the_template_variables_resolved_for_its_stack() {
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], memory, "{function}");
         let group = &env["AWS_LAMBDA_LOG_GROUP_NAME"];
         assert!(group.starts_with("dev-") && group.ends_with("Logs"), "its own log group: {group}");
+        // No CA bundle by default: the functions trust the Amazon roots built into them.
+        assert!(!vars.contains_key("SSL_CERT_FILE"), "{function}");
     }
+    // GIVEN a CA bundle named, THEN every function is given it as SSL_CERT_FILE
+    let t = load("CaBundlePath=/etc/pki/tls/certs/ca-bundle.crt").unwrap();
+    let vars = t.function_variables("GetUserFunction", &resources).unwrap();
+    assert_eq!(vars["SSL_CERT_FILE"], "/etc/pki/tls/certs/ca-bundle.crt");
 }
 
 #[test]
