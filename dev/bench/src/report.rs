@@ -1475,7 +1475,10 @@ password-reset the throttle key, register, email-verify-resend, password-forgot 
 health checks the table and the public JWKS (its first report, cached 30 s, so that a new instance's first \
 request does not wait for it); logout and email-verify make no AWS call. Every function then registers the graceful-shutdown handler, an internal extension (one \
 request to the runtime API), and starts the runtime loop: both fall in \"other\" in the init breakdown above \
-(after the last AWS call of init), and in the whole of init for a function that makes none. Nothing else is \
+(after the last AWS call of init), and in the whole of init for a function that makes none. The six functions \
+that hash or verify a password also allocate and write argon2id's 19 MiB of working memory during init, on a \
+blocking thread while the keys are read (`shared::password::reserve_memory`), so that the first password request \
+pays neither its 4,900 page faults nor the blocking pool's thread start at the function's share. Nothing else is \
 done eagerly. The DynamoDB connection is not warmed during init: that would move its TLS handshake out of the \
 first request on Lambda but add a request to every cold start, so it is not cheaper overall.
 

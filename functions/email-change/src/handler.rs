@@ -39,9 +39,14 @@ impl Function for Deps {
         })
     }
 
-    /// Reads the three keys during init.
+    /// Reads the three keys and reserves argon2's working memory during init.
     async fn warm(&self) {
-        tokio::join!(self.services.tokens.keys().prefetch(), self.throttle.prefetch(), self.mail_keys.prefetch());
+        tokio::join!(
+            self.services.tokens.keys().prefetch(),
+            self.throttle.prefetch(),
+            self.mail_keys.prefetch(),
+            shared::password::reserve_memory()
+        );
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -37,9 +37,13 @@ impl Function for Deps {
         })
     }
 
-    /// Reads both keys during init.
+    /// Reads both keys and reserves argon2's working memory during init.
     async fn warm(&self) {
-        tokio::join!(self.services.tokens.keys().prefetch(), self.throttle.prefetch());
+        tokio::join!(
+            self.services.tokens.keys().prefetch(),
+            self.throttle.prefetch(),
+            shared::password::reserve_memory()
+        );
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -32,9 +32,9 @@ impl Function for Deps {
         })
     }
 
-    /// Reads the throttle key (the email's record is cleared) during init.
+    /// Reads the throttle key (the email's record is cleared) and reserves argon2's working memory during init.
     async fn warm(&self) {
-        self.throttle.prefetch().await;
+        tokio::join!(self.throttle.prefetch(), shared::password::reserve_memory());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -36,9 +36,9 @@ impl Function for Deps {
         })
     }
 
-    /// Reads the mail key during init.
+    /// Reads the mail key and reserves argon2's working memory during init.
     async fn warm(&self) {
-        self.mail_keys.prefetch().await;
+        tokio::join!(self.mail_keys.prefetch(), shared::password::reserve_memory());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
