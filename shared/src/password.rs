@@ -96,8 +96,8 @@ fn grow(memory: &mut Vec<Block>, blocks: usize) {
 }
 
 /// Allocates and writes the process's argon2 working memory on a blocking thread: the 19 MiB
-/// cost about 4,900 page faults (3 ms of system CPU on a whole core, ten times that at 128 MB's
-/// share). Called during init, which Lambda runs without the memory-size throttle, so that the
+/// cost about 4,900 page faults (3–10 ms of CPU on a whole core, with the memory cgroup's
+/// charging; 14 times as long in wall time at 128 MB's share). Called during init, which Lambda runs without the memory-size throttle, so that the
 /// first password request neither pays for them nor starts the blocking pool's thread.
 pub async fn reserve_memory() {
     let _ = tokio::task::spawn_blocking(|| {
