@@ -44,10 +44,10 @@ async fn sdk_config_with(ca_bundle_set: bool) -> SdkConfig {
 const AMAZON_ROOTS: &[u8] = include_bytes!("../data/amazon-trust-services.pem");
 
 /// The SDK's default HTTPS client (rustls on aws-lc-rs, proxy settings from the environment, the
-/// SDK's timeouts and sleep), trusting [`AMAZON_ROOTS`] alone. The runtime image's bundle holds
-/// 144 certificates; parsing them when the first connection is made was the largest single item
-/// of init's CPU (1.2 ms of get-user's 3.8 ms, docs/performance.md, "Init's CPU"); five roots
-/// take microseconds.
+/// SDK's timeouts and sleep), trusting [`AMAZON_ROOTS`] alone. A full CA bundle (this host's: 144
+/// certificates) is parsed when the first connection is made: trusting five roots instead saved
+/// 1.2 ms of get-user's 3.8 ms of init CPU (docs/performance.md, "Init's CPU"). An `https://`
+/// proxy's certificate is checked against the same roots: with such a proxy, set `CaBundlePath`.
 fn amazon_roots_client() -> SharedHttpClient {
     let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOTS);
     let tls = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context only holds its parts");

@@ -10,7 +10,7 @@
 //! with glibc's allocator the freed blocks fragment so that resident memory grew by 19 MiB per
 //! hash, past a 128 MB function's limit within a few invocations.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use argon2::password_hash::{
     self, rand_core::OsRng, Decimal, Ident, Output, ParamsString, PasswordHash, PasswordHasher, PasswordVerifier, Salt,
@@ -97,13 +97,13 @@ fn grow(memory: &mut Vec<Block>, blocks: usize) {
 
 /// Allocates and writes the process's argon2 working memory on a blocking thread: the 19 MiB
 /// cost about 4,900 page faults (3–10 ms of CPU on a whole core, with the memory cgroup's
-/// charging; 14 times as long in wall time at 128 MB's share). Called during init, which Lambda runs without the memory-size throttle, so that the
-/// first password request neither pays for them nor starts the blocking pool's thread.
+/// charging; 14 times as long in wall time at 128 MB's share). Called during init, which Lambda
+/// runs without the memory-size throttle, so that the first password request does not pay for
+/// them. It waits for a hash holding the memory (none does during init, tests aside).
 pub async fn reserve_memory() {
     let _ = tokio::task::spawn_blocking(|| {
-        if let Ok(mut memory) = MEMORY.try_lock() {
-            grow(&mut memory, hasher().params().block_count());
-        }
+        let mut memory = MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+        grow(&mut memory, hasher().params().block_count());
     })
     .await;
 }
@@ -203,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn given_init_when_reserving_then_the_process_memory_is_ready_for_a_hash() {
         reserve_memory().await;
-        assert!(MEMORY.lock().unwrap().len() >= hasher().params().block_count());
+        assert!(MEMORY.lock().unwrap_or_else(PoisonError::into_inner).len() >= hasher().params().block_count());
     }
 
     fn new_password(raw: &str) -> NewPassword {

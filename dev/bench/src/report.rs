@@ -1478,7 +1478,7 @@ request to the runtime API), and starts the runtime loop: both fall in \"other\"
 (after the last AWS call of init), and in the whole of init for a function that makes none. The six functions \
 that hash or verify a password also allocate and write argon2id's 19 MiB of working memory during init, on a \
 blocking thread while the keys are read (`shared::password::reserve_memory`), so that the first password request \
-pays neither its 4,900 page faults nor the blocking pool's thread start at the function's share. Nothing else is \
+does not pay for its 4,900 page faults at the function's share. Nothing else is \
 done eagerly. The DynamoDB connection is not warmed during init: that would move its TLS handshake out of the \
 first request on Lambda but add a request to every cold start, so it is not cheaper overall.
 
