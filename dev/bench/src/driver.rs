@@ -696,10 +696,10 @@ async fn run_case(
         if let Some(sandbox) = sandbox {
             sandbox.set_cpu(if unthrottled.is_some() { Limits::NO_QUOTA } else { limits })?;
         }
-        let throttled = sandbox.map(Sandbox::throttled).unwrap_or_default();
+        let throttled_before = sandbox.map(Sandbox::throttled);
         let mut process = Process::spawn(&session.launcher, spec, &session.harness.proxies, &log_file, sandbox).await?;
         let polled = process.idle().await?;
-        let throttled = ms(sandbox.map(Sandbox::throttled).unwrap_or_default().saturating_sub(throttled));
+        let throttled = sandbox.zip(throttled_before).map(|(s, before)| ms(s.throttled().saturating_sub(before)));
         let init_cpu = procfs::exec_runtime_ms(&process.pid)
             .ok_or("cannot read the function's /proc/<pid>/task/<tid>/sched (CONFIG_SCHED_DEBUG)")?;
         let init_calls = log.drain();
@@ -714,9 +714,7 @@ async fn run_case(
             result.init_ms.push(init);
             result.init_in_calls_ms.push(in_calls);
             result.init_cpu_ms.push(init_cpu);
-            if sandbox.is_some() {
-                result.init_throttled_ms.push(throttled);
-            }
+            result.init_throttled_ms.extend(throttled);
         }
         if start + 1 == cold_starts {
             result.init_breakdown = breakdown(process.spawned, polled, &init_calls);
