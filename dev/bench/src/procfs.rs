@@ -68,9 +68,17 @@ mod tests {
     fn given_a_busy_thread_then_its_exec_runtime_grows_by_about_the_cpu_it_burnt() {
         let pid = std::process::id().to_string();
         let before = exec_runtime_ms(&pid).expect("/proc/<pid>/task/<tid>/sched");
-        let started = std::time::Instant::now();
+        // Spin until this thread has had 30 ms of CPU by its own clock: a wall-clock spin can get
+        // less when the other tests' threads take the CPUs.
+        let thread_cpu_ms = || {
+            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
+            assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) }, 0);
+            now.tv_sec as f64 * 1000.0 + now.tv_nsec as f64 / 1e6
+        };
+        let started = thread_cpu_ms();
         let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(30) {
+        while thread_cpu_ms() - started < 30.0 {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let burnt = exec_runtime_ms(&pid).unwrap() - before;
