@@ -93,6 +93,13 @@ impl Function {
     }
 }
 
+/// A failing assertion has printed the log by then.
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
 fn post(fixture: &str, body: Value) -> Value {
     let mut event = event_json(fixture);
     event["body"] = body.to_string().into();
