@@ -59,9 +59,9 @@ impl<K: Requested> Function for Deps<K> {
         ))
     }
 
-    /// Reads the mail key during init.
+    /// Reads the mail key and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        self.mail_keys.prefetch().await;
+        tokio::join!(self.mail_keys.prefetch(), self.store.connect());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

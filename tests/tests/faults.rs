@@ -414,6 +414,25 @@ async fn given_a_replayed_token_and_a_failing_revocation_when_refreshing_then_50
     assert_problem(stack.refresh_with(token(&current, "refresh_token")).await, 401);
 }
 
+#[tokio::test]
+async fn given_dynamodb_down_at_cold_start_when_warming_then_init_goes_on_and_the_first_request_connects() {
+    let mut stack = Stack::with_proxies(&[]).await;
+    stack.register_user(EMAIL, PASSWORD, "Ada").await;
+    let access = token(&stack.login_user(EMAIL, PASSWORD).await, "access_token").to_owned();
+
+    // GIVEN a new container starting while DynamoDB closes every connection
+    stack.dynamodb_proxy().inject(Fault::Close.on(GET_ITEM));
+    stack.dynamodb_proxy().reset_counts();
+    stack.get_user = stack.fresh("GetUserFunction");
+    // WHEN init opens the connection: it tries as a request would, then gives up without failing
+    stack.get_user.function().warm().await;
+    assert_eq!(stack.dynamodb_proxy().count(GET_ITEM), MAX_ATTEMPTS);
+
+    // THEN once DynamoDB is back, the first request connects and answers
+    stack.dynamodb_proxy().pass_through();
+    assert_success(stack.get_user("me", Some(&access)).await, 200);
+}
+
 // --- Secrets Manager -----------------------------------------------------------------------------
 
 #[tokio::test]

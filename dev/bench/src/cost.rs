@@ -147,8 +147,9 @@ pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Optio
     // A cold start's first invocation makes the calls a warm one makes, and those it caches.
     let blend = |warm: f64, cold: f64| (1.0 - cold_rate) * warm + cold_rate * cold;
     let (warm, cold) = (f.warm_billed, f.cold_billed);
-    let read = blend(warm.dynamodb.read, cold.dynamodb.read);
-    let write = blend(warm.dynamodb.write, cold.dynamodb.write);
+    let init = f.init_billed.dynamodb;
+    let read = blend(warm.dynamodb.read, cold.dynamodb.read) + cold_rate * init.read;
+    let write = blend(warm.dynamodb.write, cold.dynamodb.write) + cold_rate * init.write;
     let secrets_calls =
         blend(warm.secrets_manager_calls, cold.secrets_manager_calls) + cold_rate * f.init_calls.secrets_manager as f64;
     // Log sizes in GB of 10^9 bytes, as AWS bills them.

@@ -238,6 +238,8 @@ pub struct FunctionResult {
     pub warm_billed: Billed,
     /// The same for the first invocation after each cold start (calls a warm one does not make).
     pub cold_billed: Billed,
+    /// The same for each cold start's init (the key reads, the connection's read).
+    pub init_billed: Billed,
     /// Bytes the function logged per warm invocation (what CloudWatch Logs would ingest).
     pub warm_log_bytes: f64,
     /// How long this point took to measure (preparing its state not included), in seconds.
@@ -703,6 +705,7 @@ async fn run_case(
         let init_cpu = procfs::exec_runtime_ms(&process.pid)
             .ok_or("cannot read the function's /proc/<pid>/task/<tid>/sched (CONFIG_SCHED_DEBUG)")?;
         let init_calls = log.drain();
+        result.init_billed.add(&init_calls);
         let (init, in_calls) =
             (ms(polled.duration_since(process.spawned)), breakdown(process.spawned, polled, &init_calls).in_calls_ms);
         if let Some(sandbox) = unthrottled {
@@ -768,6 +771,7 @@ async fn run_case(
         process.stop().await;
     }
     result.cold_billed = result.cold_billed.mean(cold_starts);
+    result.init_billed = result.init_billed.mean(cold_starts);
     if let Some(sandbox) = sandbox {
         result.peak_memory_kib = sandbox.peak_memory_kib();
         result.oom_kills = sandbox.oom_kills();

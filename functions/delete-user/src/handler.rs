@@ -31,11 +31,13 @@ impl Function for Deps {
         })
     }
 
-    /// Reads both keys and reserves argon2's working memory during init.
+    /// Reads both keys, opens the DynamoDB connection and reserves argon2's working memory
+    /// during init.
     async fn warm(&self) {
         tokio::join!(
             self.services.tokens.keys().prefetch(),
             self.throttle.prefetch(),
+            self.services.store.connect(),
             shared::password::reserve_memory()
         );
     }

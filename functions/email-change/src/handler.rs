@@ -39,10 +39,12 @@ impl Function for Deps {
         })
     }
 
-    /// Reads the three keys and reserves argon2's working memory during init.
+    /// Reads the three keys, opens the DynamoDB connection and reserves argon2's working memory
+    /// during init.
     async fn warm(&self) {
         tokio::join!(
             self.services.tokens.keys().prefetch(),
+            self.services.store.connect(),
             self.throttle.prefetch(),
             self.mail_keys.prefetch(),
             shared::password::reserve_memory()

@@ -25,6 +25,11 @@ impl Function for Deps {
         Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name) })
     }
 
+    /// Opens the DynamoDB connection during init.
+    async fn warm(&self) {
+        self.store.connect().await;
+    }
+
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
         verify(req, self, log).await
     }

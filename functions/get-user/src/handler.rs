@@ -20,9 +20,9 @@ impl Function for Deps {
         TokenServices::verifying(config, aws).map(Self)
     }
 
-    /// Reads the signing key during init.
+    /// Reads the signing key and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        self.0.tokens.keys().prefetch().await;
+        tokio::join!(self.0.tokens.keys().prefetch(), self.0.store.connect());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

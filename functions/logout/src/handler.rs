@@ -27,6 +27,11 @@ impl Function for Deps {
         Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name), grace: config.refresh_reuse_grace })
     }
 
+    /// Opens the DynamoDB connection during init.
+    async fn warm(&self) {
+        self.store.connect().await;
+    }
+
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
         logout(req, self, log).await
     }

@@ -60,8 +60,9 @@ impl EventFunction for Deps {
         })
     }
 
+    /// Reads the mail key and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        self.keys.prefetch().await;
+        tokio::join!(self.keys.prefetch(), self.store.connect());
     }
 
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {

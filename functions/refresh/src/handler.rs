@@ -34,9 +34,9 @@ impl Function for Deps {
         Ok(Self { services: TokenServices::signing(config, aws)?, keys, grace: config.refresh_reuse_grace })
     }
 
-    /// Reads both keys during init.
+    /// Reads both keys and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        tokio::join!(self.services.tokens.keys().prefetch(), self.keys.prefetch());
+        tokio::join!(self.services.tokens.keys().prefetch(), self.keys.prefetch(), self.services.store.connect());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

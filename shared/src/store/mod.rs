@@ -6,6 +6,7 @@
 //! | `EMAIL#<email>`    | credentials: user id + password hash; makes the email unique | register, login (rehash) |
 //! | `SESSION#<family>` | one refresh-token family: current token hash, owner, absolute expiry (TTL) | login, refresh |
 //! | `FAILURES#<hmac>`  | the login throttle's counters for an email, known or not (TTL) | login |
+//! | `WARM-UP`          | never written: read once per cold start to open the connection ([`Store::connect`]) | – |
 //!
 //! Each operation is the fewest sequential calls that keep it atomic: register is one
 //! transaction; login reserves its attempt while it reads the credentials (two calls, one round
@@ -40,6 +41,10 @@ pub use sessions::{LoggingOut, NewSession, PresentedToken, Rotation};
 pub use users::{Credentials, Generations, Registration, User};
 
 const SERVICE: &str = "DynamoDB";
+
+/// The key [`Store::connect`] reads. Nothing writes it; each function's policy allows a
+/// `GetItem` on it alone (`dynamodb:LeadingKeys`), so the read reveals nothing.
+const WARM_UP_KEY: &str = "WARM-UP";
 
 #[derive(Clone)]
 pub struct Store {
@@ -107,6 +112,28 @@ fn transaction_failed(error: TransactionError) -> DependencyError {
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// Opens the connection to DynamoDB, so that init pays its TCP and TLS handshakes instead of
+    /// the first request: Lambda is reported to run init without the memory-proportional CPU
+    /// share, while a 128 MB invocation gets a fourteenth of a core for the handshake's key
+    /// exchange and certificate checks. The cheapest data-plane call does it: an eventually consistent read
+    /// of a key nothing writes, 0.5 read request unit per cold start (a control-plane call such
+    /// as `DescribeTable` is throttled per account and AWS advises against it in request paths).
+    /// Best effort, like the key prefetches: on failure the first request connects.
+    pub async fn connect(&self) {
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(WARM_UP_KEY.to_owned())))
+            .projection_expression("pk")
+            .send()
+            .await;
+        if let Err(error) = read {
+            let error = DependencyError::from_sdk(SERVICE, error);
+            tracing::warn!(error = %crate::error::Chain(&error), "DynamoDB connection not opened during init; the first request will open it");
+        }
     }
 
     /// A strongly consistent read of one item (a read right after a write must see it).
