@@ -1572,9 +1572,9 @@ mod tests {
 
     #[test]
     fn given_account_functions_as_designed_when_rendering_then_no_deviation_is_reported() {
-        let logout_all = account("logout-all", n(0, 1, 0, 1), n(2, 0, 0, 2), "GetItem → TransactWriteItems");
+        let logout_all = account("logout-all", n(1, 1, 0, 1), n(2, 0, 0, 2), "GetItem → TransactWriteItems");
         let mailer =
-            account("mailer (sign-up)", n(0, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
+            account("mailer (sign-up)", n(1, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
         let results = Results { functions: vec![mailer, logout_all], ..Results::default() };
         let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("## Account functions"), "{md}");
@@ -1598,7 +1598,7 @@ mod tests {
 
         let mut change = account(
             "password-change",
-            n(0, 2, 0, 1),
+            n(1, 2, 0, 1),
             n(4, 0, 0, 3),
             "GetItem → GetItem ‖ UpdateItem → TransactWriteItems",
         );
