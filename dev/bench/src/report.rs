@@ -58,7 +58,7 @@ const NONE: Counts = n(0, 0, 0, 0);
 fn call_targets(function: &str) -> CallTargets {
     let same = |init, each| CallTargets { init, cold: each, warm: each };
     // Init reads the keys the function's requests need and opens the DynamoDB connection (a
-    // GetItem of the `WARM-UP` key), concurrently: one round trip.
+    // GetItem of the `WARM-UP#` key), concurrently: one round trip.
     let keys = |k| n(1, k, 0, 1);
     match function {
         // The mail key (its link's token is derived with it).
@@ -1490,7 +1490,7 @@ email-change those and the mail key, get-user and logout-all the public JWKS, jw
 password-reset the throttle key, register, email-verify-resend, password-forgot and the mailer the mail key; \
 health checks the table and the public JWKS (its first report, cached 30 s, so that a new instance's first \
 request does not wait for it); logout and email-verify read no key. Every function that uses the table opens its \
-connection with an eventually consistent GetItem of the `WARM-UP` key, which nothing writes and each policy allows \
+connection with an eventually consistent GetItem of the `WARM-UP#` key, which nothing writes and each policy allows \
 alone (`Store::connect`): on Lambda the TCP and TLS handshakes (a key exchange and the certificate chain's \
 signature checks, at a fourteenth of a core at 128 MB) then fall in init, which is reported to run without the \
 share, and not in the first request. It costs 0.5 read request unit per cold start (5,000 per million \

@@ -6,7 +6,7 @@
 //! | `EMAIL#<email>`    | credentials: user id + password hash; makes the email unique | register, login (rehash) |
 //! | `SESSION#<family>` | one refresh-token family: current token hash, owner, absolute expiry (TTL) | login, refresh |
 //! | `FAILURES#<hmac>`  | the login throttle's counters for an email, known or not (TTL) | login |
-//! | `WARM-UP`          | never written: read once per cold start to open the connection ([`Store::connect`]) | – |
+//! | `WARM-UP#`         | never written (the kind alone, no id): read once per cold start to open the connection ([`Store::connect`]) | – |
 //!
 //! Each operation is the fewest sequential calls that keep it atomic: register is one
 //! transaction; login reserves its attempt while it reads the credentials (two calls, one round
@@ -43,8 +43,9 @@ pub use users::{Credentials, Generations, Registration, User};
 const SERVICE: &str = "DynamoDB";
 
 /// The key [`Store::connect`] reads. Nothing writes it; each function's policy allows a
-/// `GetItem` on it alone (`dynamodb:LeadingKeys`), so the read reveals nothing.
-const WARM_UP_KEY: &str = "WARM-UP";
+/// `GetItem` on it alone (`dynamodb:LeadingKeys`), so the read reveals nothing. It ends in `#`
+/// like every kind of key here: the local IAM check records keys up to their `#`, never an id.
+const WARM_UP_KEY: &str = "WARM-UP#";
 
 #[derive(Clone)]
 pub struct Store {
