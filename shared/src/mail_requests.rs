@@ -61,7 +61,7 @@ impl<K: Requested> Function for Deps<K> {
 
     /// Reads the mail key and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        tokio::join!(self.mail_keys.prefetch(), self.store.connect());
+        tokio::join!(self.mail_keys.prefetch(), self.store.connect(1));
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -60,12 +60,14 @@ fn call_targets(function: &str) -> CallTargets {
     // Init reads the keys the function's requests need and opens the DynamoDB connection (a
     // GetItem of the `WARM-UP#` key), concurrently: one round trip.
     let keys = |k| n(1, k, 0, 1);
+    // Two connections where the requests make two DynamoDB calls at once.
+    let two = |k| n(2, k, 0, 1);
     match function {
         // The mail key (its link's token is derived with it).
         "register" => same(keys(1), n(1, 0, 0, 1)),
         // A login reserves the attempt while it reads the credentials, then writes one
         // transaction.
-        "login" => same(keys(2), n(3, 0, 0, 2)),
+        "login" => same(two(2), n(3, 0, 0, 2)),
         "refresh" => same(keys(2), n(1, 0, 0, 1)),
         "get-user" => same(keys(1), n(1, 0, 0, 1)),
         // DescribeTable and the public JWKS's GetSecretValue (is a key published), concurrently,
@@ -77,12 +79,13 @@ fn call_targets(function: &str) -> CallTargets {
         // A first request for an address: one transaction.
         "email-verify-resend" | "password-forgot" => same(keys(1), n(1, 0, 0, 1)),
         "password-reset" => same(keys(1), n(3, 0, 0, 3)),
-        "password-change" => same(keys(2), n(4, 0, 0, 3)),
-        "email-change" => same(keys(3), n(6, 0, 0, 4)),
+        "password-change" => same(two(2), n(4, 0, 0, 3)),
+        "email-change" => same(two(3), n(6, 0, 0, 4)),
         // The account's transaction, then what it owns (one page, one batch here).
-        "delete-user" => same(keys(2), n(6, 0, 0, 5)),
-        "mailer (sign-up)" => same(keys(1), n(3, 0, 1, 4)),
-        "mailer (reset)" => same(keys(1), n(6, 0, 1, 7)),
+        "delete-user" => same(two(2), n(6, 0, 0, 5)),
+        // The mail key only: the first batch opens the connections (no user waits for a mail).
+        "mailer (sign-up)" => same(n(0, 1, 0, 1), n(3, 0, 1, 4)),
+        "mailer (reset)" => same(n(0, 1, 0, 1), n(6, 0, 1, 7)),
         // The public JWKS, read during init and cached KEY_CACHE_TTL_SECONDS (longer than the
         // warm invocations take): no call on any invocation, and no table.
         "jwks" => same(n(0, 1, 0, 1), NONE),
@@ -1476,7 +1479,7 @@ allocation cost about 4,900 page faults: 40 hashes in a loop took 0.11–0.13 s 
 allocation each (about 3 ms per hash) and none with the memory reused.
 - `AWS_LC_SYS_NO_JITTER_ENTROPY=1` for every build (`.cargo/config.toml`): aws-lc seeds from the kernel \
 only, instead of spending tens of milliseconds on CPU-jitter entropy at the first TLS handshake, which on \
-Lambda is the key fetch during init (every function but health, logout and email-verify). On this machine the first aws-lc random-number \
+Lambda is made during init (every function). On this machine the first aws-lc random-number \
 call took 30–33 ms with jitter entropy and 26 µs without (a one-line program calling `aws_lc_rs::rand::fill`). \
 Not visible in the figures above: the emulators speak plain HTTP, so the functions make no TLS handshake here.
 
@@ -1489,12 +1492,14 @@ the key ring (the private signing keys) and the throttle key, delete-user the pu
 email-change those and the mail key, get-user and logout-all the public JWKS, jwks the public JWKS it serves, \
 password-reset the throttle key, register, email-verify-resend, password-forgot and the mailer the mail key; \
 health checks the table and the public JWKS (its first report, cached 30 s, so that a new instance's first \
-request does not wait for it); logout and email-verify read no key. Every function that uses the table opens its \
-connection with an eventually consistent GetItem of the `WARM-UP#` key, which nothing writes and each policy allows \
-alone (`Store::connect`): on Lambda the TCP and TLS handshakes (a key exchange and the certificate chain's \
-signature checks, at a fourteenth of a core at 128 MB) then fall in init, which is reported to run without the \
-share, and not in the first request. It costs 0.5 read request unit per cold start (5,000 per million \
-invocations at the 1 % cold-start rate, in the costs above); a control-plane call (`DescribeTable`) would cost nothing but is throttled \
+request does not wait for it); logout and email-verify read no key. Every function that uses the table, but the \
+mailer, opens its DynamoDB connections with eventually consistent GetItems of the `WARM-UP#` key, which nothing \
+writes and each policy allows alone (`Store::connect`, no retries): one, or two in flight together for login, \
+password-change, email-change and delete-user, whose requests make two calls at once (the HTTP/1.1 pool holds one \
+call per connection). On Lambda the TCP and TLS handshakes (a key exchange and the certificate chain's signature \
+checks, at a fourteenth of a core at 128 MB) then fall in init, which is reported to run without the share, and \
+not in the first request. Each read costs 0.5 read request unit per cold start (5,000 per million invocations at \
+the 1 % cold-start rate, in the costs above); a control-plane call (`DescribeTable`) would cost nothing but is throttled \
 per account (2,500 requests per second) and AWS advises against it in request paths. Every function then registers the graceful-shutdown handler, an internal extension (one \
 request to the runtime API), and starts the runtime loop: both fall in \"other\" in the init breakdown above \
 (after the last AWS call of init), and in the whole of init for a function that makes none. The six functions \
@@ -1506,14 +1511,15 @@ done eagerly.
 ### What this machine cannot show
 
 - The SDK's TLS set-up builds its trust store when it makes the first connection (during init for every \
-function that reads a key or checks health then). The functions trust the five Amazon Trust Services roots built \
+function). The functions trust the five Amazon Trust Services roots built \
 into them; with `CaBundlePath` set, they read that bundle instead (`SSL_CERT_FILE`; the local stack gives this \
 host's bundle where the path does not exist here). Parsing this host's 144-certificate bundle cost get-user 1.2 ms \
 of init's CPU (see \"Init's CPU\").
 - The emulators speak plain HTTP on the loopback interface: there is no TLS handshake, no network latency and no \
-IAM credential lookup. On Lambda the calls of init pay a TLS handshake per service (Secrets Manager, DynamoDB); \
-the first invocation reuses those connections. The mailer's first SES call still pays its own, during its first \
-invocation: no user waits for a mail.
+IAM credential lookup. On Lambda the calls of init pay a TLS handshake per connection (Secrets Manager, \
+DynamoDB); the first invocation's calls use those connections, unless it makes more calls at once than init \
+opened or comes later than the pool's idle timeout (90 s: an environment Lambda initialises ahead of its first \
+request). The mailer opens its DynamoDB and SES connections in its first batch: no user waits for a mail.
 - Lambda gives a 128 MB function a fraction of a core (a full vCPU only at 1,769 MB) and arm64 cores differ from \
 this one: absolute times scale, ratios between the rows should hold.
 ";
@@ -1574,7 +1580,7 @@ mod tests {
     fn given_account_functions_as_designed_when_rendering_then_no_deviation_is_reported() {
         let logout_all = account("logout-all", n(1, 1, 0, 1), n(2, 0, 0, 2), "GetItem → TransactWriteItems");
         let mailer =
-            account("mailer (sign-up)", n(1, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
+            account("mailer (sign-up)", n(0, 1, 0, 1), n(3, 0, 1, 4), "GetItem → UpdateItem → SendEmail → UpdateItem");
         let results = Results { functions: vec![mailer, logout_all], ..Results::default() };
         let md = render(&results, &[], &Machine::default(), &BTreeMap::new(), &no_lambda_terms());
         assert!(md.contains("## Account functions"), "{md}");
@@ -1598,7 +1604,7 @@ mod tests {
 
         let mut change = account(
             "password-change",
-            n(1, 2, 0, 1),
+            n(2, 2, 0, 1),
             n(4, 0, 0, 3),
             "GetItem → GetItem ‖ UpdateItem → TransactWriteItems",
         );

@@ -37,7 +37,8 @@ impl Function for Deps {
         tokio::join!(
             self.services.tokens.keys().prefetch(),
             self.throttle.prefetch(),
-            self.services.store.connect(),
+            // Its requests read the credentials beside the attempt's reservation.
+            self.services.store.connect(2),
             shared::password::reserve_memory()
         );
     }

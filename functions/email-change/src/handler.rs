@@ -44,7 +44,9 @@ impl Function for Deps {
     async fn warm(&self) {
         tokio::join!(
             self.services.tokens.keys().prefetch(),
-            self.services.store.connect(),
+            // Its requests make two calls at once (the credentials beside the attempt's
+            // reservation, then the new address beside the mail generations).
+            self.services.store.connect(2),
             self.throttle.prefetch(),
             self.mail_keys.prefetch(),
             shared::password::reserve_memory()

@@ -23,7 +23,7 @@ impl Function for Deps {
 
     /// Reads the signing key and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        tokio::join!(self.0.tokens.keys().prefetch(), self.0.store.connect());
+        tokio::join!(self.0.tokens.keys().prefetch(), self.0.store.connect(1));
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

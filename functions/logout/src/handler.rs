@@ -29,7 +29,7 @@ impl Function for Deps {
 
     /// Opens the DynamoDB connection during init.
     async fn warm(&self) {
-        self.store.connect().await;
+        self.store.connect(1).await;
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -60,9 +60,10 @@ impl EventFunction for Deps {
         })
     }
 
-    /// Reads the mail key and opens the DynamoDB connection during init.
+    /// Reads the mail key during init. The DynamoDB and SES connections are opened by the first
+    /// batch: no user waits for a mail.
     async fn warm(&self) {
-        tokio::join!(self.keys.prefetch(), self.store.connect());
+        self.keys.prefetch().await;
     }
 
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {

@@ -35,7 +35,7 @@ impl Function for Deps {
     /// Reads the throttle key (the email's record is cleared), opens the DynamoDB connection and
     /// reserves argon2's working memory during init.
     async fn warm(&self) {
-        tokio::join!(self.throttle.prefetch(), self.store.connect(), shared::password::reserve_memory());
+        tokio::join!(self.throttle.prefetch(), self.store.connect(1), shared::password::reserve_memory());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

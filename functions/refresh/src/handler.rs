@@ -36,7 +36,7 @@ impl Function for Deps {
 
     /// Reads both keys and opens the DynamoDB connection during init.
     async fn warm(&self) {
-        tokio::join!(self.services.tokens.keys().prefetch(), self.keys.prefetch(), self.services.store.connect());
+        tokio::join!(self.services.tokens.keys().prefetch(), self.keys.prefetch(), self.services.store.connect(1));
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

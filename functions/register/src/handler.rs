@@ -39,7 +39,7 @@ impl Function for Deps {
     /// Reads the mail key, opens the DynamoDB connection and reserves argon2's working memory
     /// during init.
     async fn warm(&self) {
-        tokio::join!(self.mail_keys.prefetch(), self.store.connect(), shared::password::reserve_memory());
+        tokio::join!(self.mail_keys.prefetch(), self.store.connect(1), shared::password::reserve_memory());
     }
 
     async fn handle(&self, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {

@@ -21,6 +21,7 @@ mod users;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -115,24 +116,36 @@ impl Store {
         Self { client, table: table.into() }
     }
 
-    /// Opens the connection to DynamoDB, so that init pays its TCP and TLS handshakes instead of
-    /// the first request: Lambda is reported to run init without the memory-proportional CPU
-    /// share, while a 128 MB invocation gets a fourteenth of a core for the handshake's key
-    /// exchange and certificate checks. The cheapest data-plane call does it: an eventually consistent read
-    /// of a key nothing writes, 0.5 read request unit per cold start (a control-plane call such
-    /// as `DescribeTable` is throttled per account and AWS advises against it in request paths).
-    /// Best effort, like the key prefetches: on failure the first request connects.
-    pub async fn connect(&self) {
-        let read = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(WARM_UP_KEY.to_owned())))
-            .projection_expression("pk")
-            .send()
-            .await;
-        if let Err(error) = read {
-            let error = DependencyError::from_sdk(SERVICE, error);
+    /// Opens `connections` connections to DynamoDB (as many as the function's requests make calls
+    /// at once: the HTTP/1.1 pool holds one call per connection), so that init pays their TCP
+    /// and TLS handshakes instead of the first request: Lambda is reported to run init without
+    /// the memory-proportional CPU share, while a 128 MB invocation gets a fourteenth of a core
+    /// for a handshake's key exchange and certificate checks. The cheapest data-plane call does
+    /// it: eventually consistent reads, in flight together, of a key nothing writes, 0.5 read
+    /// request unit each (a control-plane call such as `DescribeTable` is throttled per account
+    /// and AWS advises against it in request paths). Best effort and without retries: init does
+    /// not wait out an outage the first request would meet anyway; that request connects.
+    pub async fn connect(&self, connections: usize) {
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..connections {
+            let read = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(WARM_UP_KEY.to_owned())))
+                .projection_expression("pk")
+                .customize()
+                .config_override(aws_sdk_dynamodb::Config::builder().retry_config(RetryConfig::disabled()))
+                .send();
+            reads.spawn(read);
+        }
+        let mut failed = None;
+        while let Some(read) = reads.join_next().await {
+            if let Ok(Err(error)) = read {
+                failed = Some(DependencyError::from_sdk(SERVICE, error));
+            }
+        }
+        if let Some(error) = failed {
             tracing::warn!(error = %crate::error::Chain(&error), "DynamoDB connection not opened during init; the first request will open it");
         }
     }
