@@ -1518,8 +1518,9 @@ of init's CPU (see \"Init's CPU\").
 - The emulators speak plain HTTP on the loopback interface: there is no TLS handshake, no network latency and no \
 IAM credential lookup. On Lambda the calls of init pay a TLS handshake per connection (Secrets Manager, \
 DynamoDB); the first invocation's calls use those connections, unless it makes more calls at once than init \
-opened or comes later than the pool's idle timeout (90 s: an environment Lambda initialises ahead of its first \
-request). The mailer opens its DynamoDB and SES connections in its first batch: no user waits for a mail.
+opened or comes later than the pool's idle timeout (90 s: provisioned concurrency, or any environment Lambda \
+initialises ahead of its first request). The mailer opens its DynamoDB and SES connections in its first batch: \
+no user waits for a mail.
 - Lambda gives a 128 MB function a fraction of a core (a full vCPU only at 1,769 MB) and arm64 cores differ from \
 this one: absolute times scale, ratios between the rows should hold.
 ";
