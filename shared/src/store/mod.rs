@@ -1,4 +1,4 @@
-//! The DynamoDB store: one table, keyed by `pk` alone, holding four kinds of item.
+//! The DynamoDB store: one table, keyed by `pk` alone, holding these kinds of item.
 //!
 //! | `pk`               | item | written by |
 //! |--------------------|------|------------|
@@ -6,6 +6,9 @@
 //! | `EMAIL#<email>`    | credentials: user id + password hash; makes the email unique | register, login (rehash) |
 //! | `SESSION#<family>` | one refresh-token family: current token hash, owner, absolute expiry (TTL) | login, refresh |
 //! | `FAILURES#<hmac>`  | the login throttle's counters for an email, known or not (TTL) | login |
+//! | `OUTBOX#<id>`      | a mail to send and its status; the table's stream feeds it to the mailer | the routes that mail, the mailer |
+//! | `TOKEN#<hash>`     | a mailed link's token: only its hash, its purpose, whose it is, until when (TTL) | the routes that mail, the mailer |
+//! | `MAILREQ#<hmac>`   | when an address's last mails of a kind were asked for (cooldown, daily cap) | email-verify-resend, password-forgot |
 //! | `WARM-UP#`         | never written (the kind alone, no id): read once per cold start to open the connection ([`Store::connect`]) | – |
 //!
 //! Each operation is the fewest sequential calls that keep it atomic: register is one
