@@ -19,15 +19,16 @@ pub fn cpu_ms(pid: &str) -> Option<f64> {
 /// CPU time of the process's live threads so far, in milliseconds to the microsecond: the sum of
 /// `se.sum_exec_runtime` in `/proc/<pid>/task/<tid>/sched` (the scheduler's debug file). `stat`
 /// counts in 10 ms ticks, too coarse for an init of a few milliseconds. Threads that have exited
-/// are not counted; `None` where the kernel has no such file.
+/// are not counted, including one that exits between the listing and the read of its file;
+/// `None` where the kernel has no such file.
 pub fn exec_runtime_ms(pid: &str) -> Option<f64> {
-    let mut total = 0.0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(sched) = std::fs::read_to_string(task.path().join("sched")) else { continue };
         let line = sched.lines().find(|line| line.starts_with("se.sum_exec_runtime"))?;
-        total += line.rsplit(':').next()?.trim().parse::<f64>().ok()?;
+        *total.get_or_insert(0.0) += line.rsplit(':').next()?.trim().parse::<f64>().ok()?;
     }
-    Some(total)
+    total
 }
 
 /// Peak resident set size (`VmHWM` in `/proc/<pid>/status`), in KiB.
