@@ -147,11 +147,13 @@ pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Optio
     // A cold start's first invocation makes the calls a warm one makes, and those it caches.
     let blend = |warm: f64, cold: f64| (1.0 - cold_rate) * warm + cold_rate * cold;
     let (warm, cold) = (f.warm_billed, f.cold_billed);
-    let init = f.init_billed.dynamodb;
-    let read = blend(warm.dynamodb.read, cold.dynamodb.read) + cold_rate * init.read;
-    let write = blend(warm.dynamodb.write, cold.dynamodb.write) + cold_rate * init.write;
+    // Init's calls, as a mean over the cold starts measured, once per cold start.
+    let init = f.init_billed;
+    let read = blend(warm.dynamodb.read, cold.dynamodb.read) + cold_rate * init.dynamodb.read;
+    let write = blend(warm.dynamodb.write, cold.dynamodb.write) + cold_rate * init.dynamodb.write;
     let secrets_calls =
-        blend(warm.secrets_manager_calls, cold.secrets_manager_calls) + cold_rate * f.init_calls.secrets_manager as f64;
+        blend(warm.secrets_manager_calls, cold.secrets_manager_calls) + cold_rate * init.secrets_manager_calls;
+    let mails = blend(warm.ses_mails, cold.ses_mails) + cold_rate * init.ses_mails;
     // Log sizes in GB of 10^9 bytes, as AWS bills them.
     let log_gb = (f.warm_log_bytes + PLATFORM_LOG_BYTES) / 1e9;
     Some(Cost {
@@ -160,7 +162,7 @@ pub fn per_million(f: &FunctionResult, prices: &Prices, cold_rate: f64) -> Optio
         dynamodb: read * prices.dynamodb_read_units_per_million.usd
             + write * prices.dynamodb_write_units_per_million.usd,
         secrets_manager: 1e6 / 1e4 * secrets_calls * prices.secrets_manager_calls_per_10k.usd,
-        ses: 1e6 / 1e3 * blend(warm.ses_mails, cold.ses_mails) * prices.ses_emails_per_1000.usd,
+        ses: 1e6 / 1e3 * mails * prices.ses_emails_per_1000.usd,
         logs: 1e6 * log_gb * prices.cloudwatch_logs_ingested_gb.usd,
     })
 }
@@ -270,6 +272,25 @@ mod tests {
         // WHEN the point had no quota, THEN it has no price
         let unlimited = FunctionResult { limits: Limits::NO_QUOTA, ..at(128, 9.2) };
         assert!(per_million(&unlimited, &prices, 0.01).is_none());
+    }
+
+    #[test]
+    fn given_calls_during_init_when_pricing_then_each_cold_start_pays_them_once() {
+        use crate::driver::Billed;
+        use crate::proxy::Units;
+        // GIVEN invocations that call nothing, and an init that reads two keys and warms two
+        // DynamoDB connections (half a read unit each)
+        let prices = prices();
+        let init_billed =
+            Billed { dynamodb: Units { read: 1.0, write: 0.0 }, secrets_manager_calls: 2.0, ses_mails: 0.0 };
+        let f = FunctionResult { init_billed, ..at(128, 9.2) };
+        // WHEN no invocation is cold, THEN init's calls cost nothing
+        let warm = per_million(&f, &prices, 0.0).expect("a Lambda size");
+        assert_eq!((warm.dynamodb, warm.secrets_manager), (0.0, 0.0));
+        // WHEN 1 % are cold, THEN 10,000 inits pay 10,000 read units and 20,000 Secrets Manager calls
+        let cold = per_million(&f, &prices, 0.01).expect("a Lambda size");
+        assert!((cold.dynamodb - 0.01 * prices.dynamodb_read_units_per_million.usd).abs() < 1e-12);
+        assert!((cold.secrets_manager - 2.0 * prices.secrets_manager_calls_per_10k.usd).abs() < 1e-12);
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl CallRange {
     }
 }
 
-/// What the warm invocations were billed beyond Lambda, on average per invocation.
+/// What calls billed beyond Lambda made, on average (per invocation, or per cold start for init).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Billed {
     pub dynamodb: Units,
