@@ -38,14 +38,16 @@
 # of the ES256 pass, comma-separated; default all), RUNNER (a program to run each function
 # under, e.g. "strace -ff -tt -o /tmp/init": for finding where time goes, not for figures), MERGE=1
 # (add this run's results to the last ones instead of replacing them: a part of a split run; the
-# report lists each part and its time). A full run with every point takes hours: split it by
-# CASES and POINTS, e.g. `make bench SIGNING_ALGORITHMS=ES256 CASES=login,refresh POINTS=128,256`
-# then `make bench MERGE=1 ...` for the rest (refresh and get-user log in when login did not
-# run; email-verify needs the mailer's sign-up mails in the same part). Without limits alone (POINTS=unlimited) about
-# 50 min with the builds on 2 cores, of which about 5 min preparing state (sign-ups, logins,
-# mail); each memory size adds its invocations at its share (128 MB: 7 % of a CPU). Small counts
-# (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20 BASELINE_RUNS=25 POINTS=unlimited,128) run everything in
-# a few minutes, for trying changes.
+# report lists each part and its time). A full run with every point takes about three hours (the
+# six password functions 15 to 20 min each, the others about 4): split it by CASES and POINTS,
+# e.g. `make bench SIGNING_ALGORITHMS=ES256 CASES=login,refresh POINTS=128,256` then
+# `make bench MERGE=1 ...` for the rest. Refresh and get-user log in when login did not run;
+# email-verify needs the mailer's sign-up mails in the same part, password-reset the reset mails
+# ("mailer (reset)"); the floor should be in every part whose inits the report compares with it.
+# Without limits alone (POINTS=unlimited) about 50 min with the builds on 2 cores, of which about
+# 5 min preparing state (sign-ups, logins, mail); each memory size adds its invocations at its
+# share (128 MB: 7 % of a CPU). Small counts (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20
+# BASELINE_RUNS=25 POINTS=unlimited,128) run everything in a few minutes, for trying changes.
 # Take final figures on an otherwise idle machine: the report says when it was not.
 set -euo pipefail
 
@@ -54,7 +56,7 @@ LOG_TAG=bench
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-    -h | --help) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     '') ;;
     *) die "unknown argument: $1 (see --help)" ;;
 esac

@@ -653,7 +653,7 @@ impl Session {
             }
             "password-reset" => {
                 if self.flow.reset_pending.len() < n {
-                    return Err("password-reset: fewer reset mails sent than needed".to_owned());
+                    return Err("password-reset: fewer reset mails sent than needed (run it in the same part as \"mailer (reset)\")".to_owned());
                 }
                 let to: Vec<String> = self.flow.reset_pending.drain(..n).collect();
                 let tokens = self.mail_tokens("reset_requested", RESET_LINK, &to).await?;
