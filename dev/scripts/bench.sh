@@ -43,7 +43,8 @@
 # e.g. `make bench SIGNING_ALGORITHMS=ES256 CASES=login,refresh POINTS=128,256` then
 # `make bench MERGE=1 ...` for the rest. Refresh and get-user log in when login did not run;
 # email-verify needs the mailer's sign-up mails in the same part, password-reset the reset mails
-# ("mailer (reset)"); the floor should be in every part whose inits the report compares with it.
+# ("mailer (reset)"); the floor must be in one part (the report holds every init against it; a
+# later part's floor replaces an earlier one).
 # Without limits alone (POINTS=unlimited) about 50 min with the builds on 2 cores, of which about
 # 5 min preparing state (sign-ups, logins, mail); each memory size adds its invocations at its
 # share (128 MB: 7 % of a CPU). Small counts (COLD_STARTS=2 WARM_HEAVY=5 WARM_LIGHT=20
