@@ -200,12 +200,14 @@ impl Line<'_> {
 
 /// Runs the function `F` until the runtime stops: the whole `main` of a function binary.
 /// Logging is set up first (for `function_crate`, see [`crate::telemetry`]), then the
-/// configuration, the AWS clients and `F`'s dependencies, then [`Function::warm`].
+/// configuration, the AWS clients and `F`'s dependencies, then [`Function::warm`] while the
+/// graceful-shutdown handler registers ([`on_sigterm`]).
 pub fn serve<F: Function>(function_crate: &'static str) -> Result<(), lambda_http::Error> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
         let (config, clients) = init(function_crate).await?;
         let function = F::build(&config, &clients)?;
-        function.warm().await;
+        // The extension's registration is a round trip to the runtime API: made while warm's are.
+        tokio::join!(function.warm(), on_sigterm());
         // It lives as long as the process: every request borrows it, nothing is cloned per request.
         let service: &'static Service<F> = Box::leak(Box::new(Service::new(function, &config)));
         run(service).await
@@ -275,9 +277,8 @@ pub fn serve_events<F: EventFunction>(function_crate: &'static str) -> Result<()
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
         let (config, clients) = init(function_crate).await?;
         let function = F::build(&config, &clients)?;
-        function.warm().await;
+        tokio::join!(function.warm(), on_sigterm());
         let function: &'static F = Box::leak(Box::new(function));
-        on_sigterm().await;
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| {
             function.handle(event.payload)
         }))
@@ -288,15 +289,12 @@ pub fn serve_events<F: EventFunction>(function_crate: &'static str) -> Result<()
 /// Answers every invocation with `service` until the runtime stops. Everything logged while a
 /// request is handled carries the client's address (the `request` span's `source_ip`), besides
 /// the runtime's request id.
-///
-/// Before that, it registers the runtime's graceful-shutdown handler ([`on_sigterm`]).
 async fn run<F: Function>(service: &'static Service<F>) -> Result<(), lambda_http::Error> {
     let handler = service_fn(move |request: Request| {
         let source_ip = crate::http::source_ip(&request).unwrap_or_else(|| "-".to_owned());
         let span = tracing::info_span!("request", source_ip = %source_ip);
         async move { Ok::<_, Infallible>(service.call(request).await) }.instrument(span)
     });
-    on_sigterm().await;
     let service = Adapter::from(handler).map_request(|mut event: LambdaEvent<LambdaRequest>| {
         normalize(&mut event.payload);
         event

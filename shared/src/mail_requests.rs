@@ -54,8 +54,8 @@ impl<K> Deps<K> {
 impl<K: Requested> Function for Deps<K> {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self::new(
-            Store::new(aws.dynamodb.clone(), &config.table_name),
-            MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
+            Store::new(aws.dynamodb(), &config.table_name),
+            MailKeys::from_secrets_manager(aws.secrets(), config.mail.key_secret_id()?),
         ))
     }
 

@@ -20,7 +20,7 @@ impl TokenServices {
     pub fn signing(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let ring = &config.key_ring;
         let keys = TokenKeys::signing(
-            aws.secrets.clone(),
+            aws.secrets(),
             ring.key_ring_secret_id()?,
             config.key_cache_ttl,
             ring.signing_delay,
@@ -32,14 +32,13 @@ impl TokenServices {
     /// For functions that only verify access tokens.
     pub fn verifying(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let ring = &config.key_ring;
-        let keys =
-            TokenKeys::verifying(aws.secrets.clone(), ring.jwks_secret_id()?, config.key_cache_ttl, ring.algorithm);
+        let keys = TokenKeys::verifying(aws.secrets(), ring.jwks_secret_id()?, config.key_cache_ttl, ring.algorithm);
         Self::with(config, aws, keys)
     }
 
     fn with(config: &Config, aws: &Clients, keys: TokenKeys) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(aws.dynamodb.clone(), &config.table_name),
+            store: Store::new(aws.dynamodb(), &config.table_name),
             tokens: AccessTokens::new(Arc::new(keys), config.tokens.clone())?,
         })
     }

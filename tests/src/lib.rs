@@ -421,11 +421,12 @@ impl Stack {
                 None => (iam.clone(), iam.clone()),
                 Some(proxies) => (proxies.dynamodb.url(), proxies.secrets.url()),
             };
-            let clients = Clients {
-                dynamodb: dynamodb_with(&sdk, &dynamodb_url, Some(dynamodb_calls.clone())),
-                secrets: secrets_manager_at(&sdk, &secrets_url, Some(secrets_calls.clone())),
-                ses: ses_at(&sdk, &iam),
-            };
+            let clients = Clients::with(
+                &sdk,
+                dynamodb_with(&sdk, &dynamodb_url, Some(dynamodb_calls.clone())),
+                secrets_manager_at(&sdk, &secrets_url, Some(secrets_calls.clone())),
+                ses_at(&sdk, &iam),
+            );
             let function_env = FunctionEnv { config, clients, env };
             functions.insert(function.logical_id, function_env);
         }

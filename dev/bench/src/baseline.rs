@@ -269,7 +269,7 @@ async fn measure(op: Op, n: usize, input: Input) -> Result<Measurement, String> 
             let config = config()?;
             let kind = if op == Op::RequestReset { MailKind::ResetRequested } else { MailKind::VerificationRequested };
             let keys = shared::keys::MailKeys::from_secrets_manager(
-                clients.secrets,
+                clients.secrets(),
                 config.mail.key_secret_id().map_err(err)?,
             );
             let key = keys.key().await.map_err(err)?;
@@ -351,5 +351,5 @@ async fn clients() -> Result<(Store, shared::aws::Clients), String> {
     let config = shared::Config::from_env().map_err(err)?;
     let aws = shared::aws::sdk_config().await;
     let clients = shared::aws::Clients::new(&aws);
-    Ok((Store::new(clients.dynamodb.clone(), &config.table_name), clients))
+    Ok((Store::new(clients.dynamodb(), &config.table_name), clients))
 }

@@ -33,8 +33,8 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
             services: TokenServices::verifying(config, aws)?,
-            throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
-            mail_keys: MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
+            throttle: ThrottleKeys::from_secrets_manager(aws.secrets(), config.throttle_key_secret_id()?),
+            mail_keys: MailKeys::from_secrets_manager(aws.secrets(), config.mail.key_secret_id()?),
             change_ttl: config.mail.change_email_ttl,
         })
     }

@@ -22,7 +22,7 @@ pub struct Deps {
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name) })
+        Ok(Self { store: Store::new(aws.dynamodb(), &config.table_name) })
     }
 
     /// Opens the DynamoDB connection during init.

@@ -21,7 +21,7 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let jwks = config.key_ring.jwks_secret_id()?;
         let algorithm = config.key_ring.algorithm;
-        let health = Health::new(aws.dynamodb.clone(), aws.secrets.clone(), &config.table_name, jwks, algorithm);
+        let health = Health::new(aws.dynamodb(), aws.secrets(), &config.table_name, jwks, algorithm);
         Ok(Self { health })
     }
 

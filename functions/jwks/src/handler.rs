@@ -47,7 +47,7 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         let jwks = config.key_ring.jwks_secret_id()?;
         Ok(Self {
-            keys: TokenKeys::verifying(aws.secrets.clone(), jwks, config.key_cache_ttl, config.key_ring.algorithm),
+            keys: TokenKeys::verifying(aws.secrets(), jwks, config.key_cache_ttl, config.key_ring.algorithm),
             issuer: config.tokens.issuer()?.clone(),
             max_age: config.key_ring.jwks_max_age,
         })

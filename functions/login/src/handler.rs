@@ -29,7 +29,7 @@ pub struct Deps {
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        let throttle = ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?);
+        let throttle = ThrottleKeys::from_secrets_manager(aws.secrets(), config.throttle_key_secret_id()?);
         Ok(Self {
             services: TokenServices::signing(config, aws)?,
             throttle,

@@ -24,7 +24,7 @@ pub struct Deps {
 
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::new(aws.dynamodb.clone(), &config.table_name), grace: config.refresh_reuse_grace })
+        Ok(Self { store: Store::new(aws.dynamodb(), &config.table_name), grace: config.refresh_reuse_grace })
     }
 
     /// Opens the DynamoDB connection during init.
@@ -72,6 +72,17 @@ mod tests {
     fn deps() -> Service<Deps> {
         let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "offline".to_owned())).unwrap();
         Service::new(Deps::build(&config, &Clients::new(&unreachable_aws())).unwrap(), &config)
+    }
+
+    #[test]
+    fn given_the_config_when_building_then_only_the_dynamodb_client_is_built() {
+        // GIVEN the clients of a cold start
+        let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "offline".to_owned())).unwrap();
+        let clients = Clients::new(&unreachable_aws());
+        // WHEN logout builds its dependencies
+        Deps::build(&config, &clients).unwrap();
+        // THEN it has built the one client it calls (each costs init 0.1 to 0.2 ms)
+        assert_eq!(clients.built(), [true, false, false]);
     }
 
     #[tokio::test]

@@ -49,9 +49,9 @@ impl EventFunction for Deps {
 
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(aws.dynamodb.clone(), &config.table_name),
-            keys: MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
-            ses: aws.ses.clone(),
+            store: Store::new(aws.dynamodb(), &config.table_name),
+            keys: MailKeys::from_secrets_manager(aws.secrets(), config.mail.key_secret_id()?),
+            ses: aws.ses(),
             sender: config.mail.sender()?.to_owned(),
             links: Links::new(config.mail.app_base_url()?),
             verify_ttl: config.mail.verify_email_ttl,

@@ -30,7 +30,7 @@ impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
             services: TokenServices::signing(config, aws)?,
-            throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
+            throttle: ThrottleKeys::from_secrets_manager(aws.secrets(), config.throttle_key_secret_id()?),
             policy: config.password_policy,
         })
     }

@@ -26,8 +26,8 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(aws.dynamodb.clone(), &config.table_name),
-            throttle: ThrottleKeys::from_secrets_manager(aws.secrets.clone(), config.throttle_key_secret_id()?),
+            store: Store::new(aws.dynamodb(), &config.table_name),
+            throttle: ThrottleKeys::from_secrets_manager(aws.secrets(), config.throttle_key_secret_id()?),
             policy: config.password_policy,
         })
     }

@@ -29,9 +29,9 @@ pub struct Deps {
 impl Function for Deps {
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(aws.dynamodb.clone(), &config.table_name),
+            store: Store::new(aws.dynamodb(), &config.table_name),
             policy: config.password_policy,
-            mail_keys: MailKeys::from_secrets_manager(aws.secrets.clone(), config.mail.key_secret_id()?),
+            mail_keys: MailKeys::from_secrets_manager(aws.secrets(), config.mail.key_secret_id()?),
             verify_ttl: config.mail.verify_email_ttl,
         })
     }

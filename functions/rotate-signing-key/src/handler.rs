@@ -47,7 +47,7 @@ impl shared::lambda::EventFunction for Deps {
 
     fn build(config: &Config, aws: &Clients) -> Result<Self, ConfigError> {
         Ok(Self {
-            secrets: aws.secrets.clone(),
+            secrets: aws.secrets(),
             key_ring_secret_id: config.key_ring.key_ring_secret_id()?.to_owned(),
             jwks_secret_id: config.key_ring.jwks_secret_id()?.to_owned(),
             access_ttl: config.tokens.access_ttl,
