@@ -473,6 +473,59 @@ pub struct Process {
     pub spawned: Instant,
 }
 
+/// The child's own clock reading just before `exec`, passed through a pipe.
+struct ExecClock {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given; async-signal-safe (used after fork).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+impl ExecClock {
+    fn new() -> Result<Self, String> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors, which are then owned here.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: both descriptors were just opened by pipe2 and are owned by nobody else.
+        Ok(unsafe {
+            Self { read: std::os::fd::OwnedFd::from_raw_fd(fds[0]), write: std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
+        })
+    }
+
+    /// Makes the child write its CLOCK_MONOTONIC time as its last step before `exec`.
+    fn stamp(&self, command: &mut Command) {
+        use std::os::fd::AsRawFd;
+        let fd = self.write.as_raw_fd();
+        // SAFETY: the closure calls only clock_gettime(2) and write(2) on a descriptor it was given
+        // open; it allocates nothing between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let ns = monotonic_ns().to_ne_bytes();
+                libc::write(fd, ns.as_ptr().cast(), ns.len());
+                Ok(())
+            })
+        };
+    }
+
+    /// The child's stamp as an `Instant` (std's `Instant` is CLOCK_MONOTONIC on Linux).
+    fn read(self) -> Result<Instant, String> {
+        use std::io::Read;
+        drop(self.write);
+        let mut ns = [0u8; 8];
+        std::fs::File::from(self.read).read_exact(&mut ns).map_err(|e| format!("the child's exec time: {e}"))?;
+        let (now, now_ns) = (Instant::now(), monotonic_ns());
+        Ok(now.checked_sub(Duration::from_nanos(now_ns.saturating_sub(u64::from_ne_bytes(ns)))).unwrap_or(now))
+    }
+}
+
 impl Process {
     /// Starts the function's binary in its own directory, as Lambda starts `bootstrap` in
     /// /var/task, logging to `log`, inside `sandbox` (from before `exec`) if one is given;
@@ -506,14 +559,18 @@ impl Process {
             .stderr(err)
             .kill_on_drop(true);
         let attach = sandbox.map(|sandbox| sandbox.confine(&mut command)).transpose()?;
+        let exec_clock = ExecClock::new()?;
+        exec_clock.stamp(&mut command);
         let child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", launcher.runner.first().map_or(binary.as_path(), Path::new).display()))?;
-        // Init starts here: `spawn` returns once the child has exec'd, where Lambda's Init phase
-        // starts bootstrapping the runtime. Joining the cgroups before it waits for an RCU grace
-        // period (5 to 20 ms on this machine, once a join is more than ~0.1 s after the last): an
-        // artefact of this harness, which timed from the fork made even the floor look slow.
-        let spawned = Instant::now();
+        // Init starts at the child's exec, where Lambda's Init phase starts bootstrapping the
+        // runtime, timed by the child itself: after joining the cgroups, which waits for an RCU
+        // grace period (5 to 20 ms on this machine, once a join is more than ~0.1 s after the
+        // last: timed from the fork, even the floor looked slow), and not when `spawn` returns
+        // here, which can be after the child's whole init: the driver was not always woken
+        // before the child blocked (the floor's init under the share read 0.1 ms).
+        let spawned = exec_clock.read()?;
         drop(attach);
         let pid = child.id().ok_or("the function exited at once")?.to_string();
         Ok(Self { api, child, pid, spawned })
@@ -974,4 +1031,30 @@ pub async fn invoke_each(local: &Local, bootstrap_dir: &Path, runner: &[String])
     }
     session.harness.check_denials()?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn given_a_driver_that_resumes_late_when_timing_a_spawn_then_init_starts_at_the_childs_exec() {
+        // GIVEN a child that stamps its exec
+        let clock = ExecClock::new().expect("a pipe");
+        let mut command = Command::new("true");
+        clock.stamp(&mut command);
+        let before = Instant::now();
+        let mut child = command.spawn().expect("true runs");
+        // WHEN the driver gets to read the stamp only 50 ms later
+        std::thread::sleep(Duration::from_millis(50));
+        let spawned = clock.read().expect("the stamp");
+        // THEN init starts when the child exec'd, not when the driver resumed
+        assert!(spawned >= before, "the stamp precedes the spawn");
+        assert!(
+            spawned.elapsed() >= Duration::from_millis(50),
+            "the stamp is the driver's clock: {:?}",
+            spawned.elapsed()
+        );
+        child.wait().await.expect("true exits");
+    }
 }
