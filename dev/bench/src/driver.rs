@@ -475,8 +475,8 @@ pub struct Process {
 
 /// The child's own clock reading just before `exec`, passed through a pipe.
 struct ExecClock {
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
+    read: std::io::PipeReader,
+    write: std::io::PipeWriter,
 }
 
 fn monotonic_ns() -> u64 {
@@ -488,16 +488,8 @@ fn monotonic_ns() -> u64 {
 
 impl ExecClock {
     fn new() -> Result<Self, String> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills the two descriptors, which are then owned here.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
-        }
-        use std::os::fd::FromRawFd;
-        // SAFETY: both descriptors were just opened by pipe2 and are owned by nobody else.
-        Ok(unsafe {
-            Self { read: std::os::fd::OwnedFd::from_raw_fd(fds[0]), write: std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
-        })
+        let (read, write) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        Ok(Self { read, write })
     }
 
     /// Makes the child write its CLOCK_MONOTONIC time as its last step before `exec`.
@@ -516,11 +508,11 @@ impl ExecClock {
     }
 
     /// The child's stamp as an `Instant` (std's `Instant` is CLOCK_MONOTONIC on Linux).
-    fn read(self) -> Result<Instant, String> {
+    fn read(mut self) -> Result<Instant, String> {
         use std::io::Read;
         drop(self.write);
         let mut ns = [0u8; 8];
-        std::fs::File::from(self.read).read_exact(&mut ns).map_err(|e| format!("the child's exec time: {e}"))?;
+        self.read.read_exact(&mut ns).map_err(|e| format!("the child's exec time: {e}"))?;
         let (now, now_ns) = (Instant::now(), monotonic_ns());
         Ok(now.checked_sub(Duration::from_nanos(now_ns.saturating_sub(u64::from_ne_bytes(ns)))).unwrap_or(now))
     }
@@ -732,7 +724,7 @@ const SETTLE_PERIODS: u64 = 5;
 /// A function that still uses CPU then has work left that its init did not count: said aloud.
 async fn settle(case: &Case, process: &Process, limits: Limits) {
     let before = procfs::exec_runtime_ms(&process.pid);
-    tokio::time::sleep(std::time::Duration::from_millis(SETTLE_PERIODS * limits.period_ms)).await;
+    tokio::time::sleep(Duration::from_millis(SETTLE_PERIODS * limits.period_ms)).await;
     let used = procfs::exec_runtime_ms(&process.pid).zip(before).map_or(0.0, |(after, before)| after - before);
     if used > 1.0 {
         eprintln!("bench: {}: {used:.1} ms of CPU after init asked for its first event", case.label);
