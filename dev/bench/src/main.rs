@@ -81,8 +81,8 @@ struct ReportArgs {
     /// Where the plots go (one SVG per case), linked from the report relative to it.
     #[arg(long, default_value = "docs/plots")]
     plots: PathBuf,
-    /// The template whose `MemorySize` defaults the report holds against the rule's sizes (as it
-    /// is now, not as it was when the results were taken).
+    /// The template whose `MemorySize` defaults the report holds against the sizes the rule
+    /// accepts (as it is now, not as it was when the results were taken).
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
 }
