@@ -62,9 +62,9 @@ pub fn curves<'a>(results: &'a Results, prices: &Prices) -> Vec<CaseCurve<'a>> {
                 .collect();
             points.sort_by_key(|(f, _)| f.limits.memory_mb);
             let acceptable = cost::acceptable(&points);
-            let template = points.first().map_or(0, |(f, _)| f.memory_mb);
-            let chosen = cost::choose(&acceptable, template);
-            CaseCurve { label, points, acceptable, chosen }
+            let mut curve = CaseCurve { label, points, acceptable, chosen: None };
+            curve.chosen = cost::choose(&curve.acceptable, curve.template_mb());
+            curve
         })
         .collect()
 }
@@ -226,7 +226,7 @@ pub fn render(w: &mut String, results: &Results, curves: &[CaseCurve], prices: &
     );
     let outside: Vec<String> = curves
         .iter()
-        .filter(|c| !c.acceptable.is_empty() && !c.acceptable.contains(&c.template_mb()))
+        .filter(|c| c.chosen.is_some_and(|mb| mb != c.template_mb()))
         .map(|c| {
             let stem = c.points.first().map_or(String::new(), |(f, _)| parameter_stem(&f.binary));
             format!("`{stem}MemorySize={}` for {}", c.template_mb(), c.label)
